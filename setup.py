@@ -1,0 +1,37 @@
+"""tfrl: reinforcement learning on TensorFlow, tf-agents and Reverb, wired by gin."""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    # Reverb wheels only work with the TF minor version they were built
+    # against; dm-reverb 0.14 and tf-agents 0.19 were built against TF 2.15.
+    # The CPU build: these machines have no GPU, and it is a fraction of the size.
+    "tensorflow-cpu==2.15.1",
+    # The TFP release that pairs with TF 2.15 (0.24 needs TF 2.16).
+    "tensorflow-probability==0.23.0",
+    # The last tf-agents release; it pins typing-extensions 4.5 and pygame 2.1.3
+    # and still imports the old gym (<=0.23), which it installs beside gymnasium.
+    "tf-agents==0.19.0",
+    # Installed without its [tensorflow] extra so it cannot pull another TF.
+    "dm-reverb==0.14.0",
+    # tfrl's environment API (terminated/truncated); tf-agents only wraps old gym.
+    "gymnasium>=1.0,<2",
+    # TF 2.15 and Reverb 0.14 are compiled against the numpy 1.x ABI.
+    "numpy>=1.23,<2",
+    "gin-config>=0.5",
+    "absl-py>=1.0",
+    # Videos of policies (mp4 via the bundled ffmpeg binary) under a virtual display.
+    "imageio>=2.9",
+    "imageio-ffmpeg>=0.4",
+    "pyvirtualdisplay>=3.0",
+]
+
+setup(
+    name="tfrl",
+    version="0.1.0",
+    description="Reinforcement learning on TensorFlow, tf-agents and Reverb, wired by gin.",
+    packages=find_packages(include=["tfrl", "tfrl.*"]),
+    python_requires=">=3.9,<3.12",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest>=7"]},
+)

@@ -1,0 +1,17 @@
+"""tfrl: reinforcement learning on TensorFlow, tf-agents and Reverb, wired by gin."""
+
+import contextlib
+import io
+
+# tf-agents 0.19 imports the old `gym`, which prints a deprecation notice on
+# import. tfrl uses gymnasium; keep the notice off the user's console.
+with contextlib.redirect_stderr(io.StringIO()):
+  try:
+    import gym  # noqa: F401
+  except ImportError:
+    pass
+
+from tfrl import agents, drivers, envs, networks, replay, train  # noqa: E402
+from tfrl.errors import ConfigError  # noqa: E402
+
+__version__ = "0.1.0"

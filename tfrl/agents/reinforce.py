@@ -1,0 +1,40 @@
+"""REINFORCE (Williams, 1992): tf-agents' ReinforceAgent, configured by gin."""
+
+from typing import Optional, Sequence
+
+import gin
+import tensorflow as tf
+from tf_agents.agents.reinforce import reinforce_agent
+
+from tfrl.networks import actor_network, value_network
+
+
+@gin.configurable(module="tfrl.agents")
+def reinforce(time_step_spec,
+              action_spec,
+              fc_layer_params: Sequence[int] = (100,),
+              learning_rate: float = 1e-3,
+              gamma: float = 1.0,
+              normalize_returns: bool = True,
+              value_baseline: bool = False,
+              entropy_regularization: Optional[float] = None,
+              gradient_clipping: Optional[float] = None):
+  """Monte-Carlo policy gradient on whole episodes.
+
+  `value_baseline=True` subtracts a learned state value (same layer sizes)
+  from the returns, which lowers the gradient's variance.
+  """
+  agent = reinforce_agent.ReinforceAgent(
+      time_step_spec,
+      action_spec,
+      actor_network=actor_network(time_step_spec.observation, action_spec, fc_layer_params),
+      value_network=(value_network(time_step_spec.observation, fc_layer_params)
+                     if value_baseline else None),
+      optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+      gamma=gamma,
+      normalize_returns=normalize_returns,
+      entropy_regularization=entropy_regularization,
+      gradient_clipping=gradient_clipping,
+      train_step_counter=tf.Variable(0, dtype=tf.int64, name="train_step"))
+  agent.initialize()
+  return agent

@@ -1,0 +1,4 @@
+"""Environments: gymnasium as tf-agents PyEnvironments. Knows nothing of agents."""
+
+from tfrl.envs.gymnasium_env import GymnasiumEnvironment, VectorGymnasiumEnvironment, spec_from_space
+from tfrl.envs.suite import check_env_id, load

@@ -1,0 +1,67 @@
+"""`load`: any gymnasium id as a tf-agents PyEnvironment, single or batched."""
+
+import difflib
+import warnings
+from typing import Any, Dict, Optional
+
+import gin
+import gymnasium as gym
+
+from tfrl.envs.gymnasium_env import GymnasiumEnvironment, VectorGymnasiumEnvironment
+from tfrl.errors import ConfigError
+
+VECTORIZATION_MODES = ("auto", "vector", "sync", "async")
+
+
+def check_env_id(env_id: str) -> None:
+  """Raises ConfigError naming close matches if gymnasium does not know `env_id`."""
+  if env_id in gym.registry:
+    return
+  matches = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+  hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
+  raise ConfigError(f"unknown environment id {env_id!r}.{hint}")
+
+
+@gin.configurable(module="tfrl.envs")
+def load(env_id: str,
+         seed: Optional[int] = None,
+         num_envs: int = 1,
+         max_episode_steps: Optional[int] = None,
+         vectorization: str = "auto",
+         render_mode: Optional[str] = None,
+         env_kwargs: Optional[Dict[str, Any]] = None):
+  """Makes gymnasium env `env_id` as a tf-agents PyEnvironment.
+
+  Args:
+    env_id: a registered gymnasium id, e.g. "CartPole-v1".
+    seed: seeds the first reset and the action space; None for fresh entropy.
+    num_envs: 1 gives an unbatched environment (what tf-agents' drivers and
+      tutorials expect); N > 1 gives a batched one stepping N envs at once.
+    max_episode_steps: overrides the registered time limit.
+    vectorization: for num_envs > 1: "vector" (gymnasium's numpy-vectorized
+      implementation, e.g. CartPole's), "sync" (a loop in this process),
+      "async" (one subprocess per env), or "auto" (vector where the env has
+      one, else sync).
+    render_mode: e.g. "rgb_array" for videos.
+    env_kwargs: extra keyword arguments for the environment's constructor.
+  """
+  check_env_id(env_id)
+  if num_envs < 1:
+    raise ConfigError(f"num_envs must be >= 1, got {num_envs}")
+  if vectorization not in VECTORIZATION_MODES:
+    raise ConfigError(f"vectorization must be one of {VECTORIZATION_MODES}, got {vectorization!r}")
+  kwargs = dict(env_kwargs or {})
+  if max_episode_steps is not None:
+    kwargs["max_episode_steps"] = max_episode_steps
+  if render_mode is not None:
+    kwargs["render_mode"] = render_mode
+  with warnings.catch_warnings():
+    # Old ids such as CartPole-v0 stay usable without a deprecation warning per env.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    if num_envs == 1:
+      return GymnasiumEnvironment(gym.make(env_id, **kwargs), seed=seed)
+    mode = {"auto": None, "vector": "vector_entry_point"}.get(vectorization, vectorization)
+    if mode == "vector_entry_point" and gym.spec(env_id).vector_entry_point is None:
+      raise ConfigError(f"{env_id} has no numpy-vectorized implementation; use 'sync' or 'async'")
+    vector_env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+  return VectorGymnasiumEnvironment(vector_env, seed=seed)

@@ -1,0 +1,135 @@
+"""Adders: observers that turn a driver's batched trajectories into Reverb items.
+
+Both take the batched `Trajectory` of numpy arrays the driver emits each step
+(leading dimension = number of envs) and keep each env's stream separate, so
+episodes and sequences never mix envs or cross an episode boundary.
+"""
+
+from typing import Callable, List, Optional
+
+import numpy as np
+import reverb
+import tree
+from tf_agents.trajectories import time_step as ts
+from tf_agents.trajectories import trajectory as trajectory_lib
+
+
+class EpisodeAdder:
+  """Writes each env's complete episodes as one Reverb item each.
+
+  An episode runs from a FIRST step to the boundary step that follows LAST
+  (tf-agents' convention: the episode's final trajectory has step_type LAST
+  and carries the final observation). Steps go into a time-major buffer shared
+  by all envs (one copy per field per step, whatever the number of envs); a
+  finished episode is sliced out and inserted as one item whose tensors have a
+  leading time dimension. Steps seen before an env's first FIRST are ignored,
+  and so are episodes that start where the driver's env mask is off.
+  """
+
+  accepts_env_mask = True
+
+  def __init__(self, client: reverb.Client, table_name: str, num_envs: int,
+               on_episode: Optional[Callable[[int, int], None]] = None,
+               initial_capacity: int = 1024):
+    self._client = client
+    self._table = table_name
+    self._num_envs = num_envs
+    self._on_episode = on_episode
+    self._capacity = initial_capacity
+    self._buffers: Optional[List[np.ndarray]] = None
+    self._treedef = None
+    self._t = 0
+    self._start = np.full(num_envs, -1, dtype=np.int64)
+    self.episodes_written = 0
+
+  def reset(self):
+    """Forgets partial episodes (e.g. when the driver resets the envs)."""
+    self._t = 0
+    self._start[:] = -1
+
+  def __call__(self, traj: trajectory_lib.Trajectory, env_mask: Optional[np.ndarray] = None):
+    fields = tree.flatten(traj)
+    if self._buffers is None:
+      self._treedef = traj
+      self._buffers = [np.empty((self._capacity,) + f.shape, f.dtype) for f in fields]
+    if self._t == self._capacity:
+      self._make_room()
+    t = self._t
+    for buf, f in zip(self._buffers, fields):
+      buf[t] = f
+    self._t += 1
+
+    step_type = traj.step_type
+    starts = step_type == ts.StepType.FIRST
+    if env_mask is not None:
+      starts &= env_mask
+    self._start[starts] = t
+    for env in np.flatnonzero((step_type == ts.StepType.LAST) & (self._start >= 0)):
+      start = self._start[env]
+      episode = [buf[start:t + 1, env] for buf in self._buffers]
+      self._client.insert(tree.unflatten_as(self._treedef, episode), {self._table: 1.0})
+      self._start[env] = -1
+      self.episodes_written += 1
+      if self._on_episode is not None:
+        self._on_episode(int(env), t + 1 - int(start))
+
+  def _make_room(self):
+    """Drops steps no open episode needs; grows the buffer if all are needed."""
+    open_starts = self._start[self._start >= 0]
+    keep_from = int(open_starts.min()) if open_starts.size else self._t
+    kept = self._t - keep_from
+    if kept * 2 > self._capacity:
+      self._capacity *= 2
+    self._buffers = [_moved(buf, keep_from, self._t, self._capacity) for buf in self._buffers]
+    self._start[self._start >= 0] -= keep_from
+    self._t = kept
+
+
+def _moved(buf: np.ndarray, lo: int, hi: int, capacity: int) -> np.ndarray:
+  out = np.empty((capacity,) + buf.shape[1:], buf.dtype) if capacity != len(buf) else buf
+  out[:hi - lo] = buf[lo:hi]
+  return out
+
+
+class SequenceAdder:
+  """Writes overlapping fixed-length sequences of each env's steps.
+
+  With `sequence_length=2, stride=1` every item is one transition (s, a, r, s')
+  as tf-agents' off-policy agents (DQN, DDPG, TD3, SAC) expect. Sequences never
+  span an episode boundary: the window restarts at every FIRST step.
+  """
+
+  def __init__(self, client: reverb.Client, table_name: str, num_envs: int,
+               sequence_length: int = 2, stride: int = 1):
+    self._table = table_name
+    self._length = sequence_length
+    self._stride = stride
+    self._writers = [client.trajectory_writer(num_keep_alive_refs=sequence_length)
+                     for _ in range(num_envs)]
+    self._steps_in_episode = np.zeros(num_envs, dtype=np.int64)
+
+  def reset(self):
+    for writer in self._writers:
+      writer.end_episode(clear_buffers=True)
+    self._steps_in_episode[:] = 0
+
+  def __call__(self, traj: trajectory_lib.Trajectory):
+    for env, writer in enumerate(self._writers):
+      step = tree.map_structure(lambda x: x[env], traj)
+      if step.step_type == ts.StepType.FIRST and self._steps_in_episode[env]:
+        writer.end_episode(clear_buffers=True)
+        self._steps_in_episode[env] = 0
+      writer.append(step)
+      self._steps_in_episode[env] += 1
+      n = self._steps_in_episode[env]
+      if n >= self._length and (n - self._length) % self._stride == 0:
+        writer.create_item(self._table, 1.0,
+                           tree.map_structure(lambda c: c[-self._length:], writer.history))
+
+  def flush(self):
+    for writer in self._writers:
+      writer.flush()
+
+  def close(self):
+    for writer in self._writers:
+      writer.close()

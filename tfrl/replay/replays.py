@@ -1,0 +1,113 @@
+"""Replay components: the table, the adder that fills it, and how it is read.
+
+An agent's gin file picks one:
+  * `EpisodeReplay` (on-policy): whole episodes, each read exactly once, then gone.
+  * `TransitionReplay` (off-policy): fixed-length sequences sampled uniformly
+    or by priority, as a tf.data pipeline.
+Both are built from the agent's `collect_data_spec` and know nothing of the
+agent itself.
+"""
+
+from typing import List, Optional
+
+import gin
+import numpy as np
+import reverb
+import tensorflow as tf
+import tree
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import trajectory as trajectory_lib
+
+from tfrl.replay.adders import EpisodeAdder, SequenceAdder
+
+
+@gin.configurable(module="tfrl.replay")
+class EpisodeReplay:
+  """On-policy replay: a FIFO table of whole episodes, each sampled once."""
+
+  on_policy = True
+
+  def __init__(self, capacity: int = 1000, table_name: str = "episodes"):
+    self.capacity = capacity
+    self.table_name = table_name
+    self._data_spec = None
+
+  def tables(self, data_spec) -> List[reverb.Table]:
+    self._data_spec = data_spec
+    # Each item holds one episode; its tensors gain a leading time axis of any length.
+    signature = tensor_spec.add_outer_dim(data_spec, None)
+    return [reverb.Table(
+        name=self.table_name,
+        sampler=reverb.selectors.Fifo(),
+        remover=reverb.selectors.Fifo(),
+        max_size=self.capacity,
+        max_times_sampled=1,
+        rate_limiter=reverb.rate_limiters.MinSize(1),
+        signature=signature)]
+
+  def adder(self, client: reverb.Client, num_envs: int, on_episode=None) -> EpisodeAdder:
+    return EpisodeAdder(client, self.table_name, num_envs, on_episode=on_episode)
+
+  def read_episodes(self, client: reverb.Client, num_episodes: int) -> List[trajectory_lib.Trajectory]:
+    """Takes the oldest `num_episodes` episodes out of the table, as numpy."""
+    episodes = []
+    for sample in client.sample(self.table_name, num_samples=num_episodes):
+      episodes.append(tree.unflatten_as(self._data_spec, sample[0].data))
+    return episodes
+
+  def experience(self, client: reverb.Client, num_episodes: int) -> trajectory_lib.Trajectory:
+    """Reads episodes and lays them end to end as one batch row: [1, sum(T), ...].
+
+    tf-agents' on-policy agents reset their return computation at episode
+    boundaries (the LAST -> FIRST steps), so concatenation needs no padding.
+    """
+    episodes = self.read_episodes(client, num_episodes)
+    return tree.map_structure(lambda *xs: np.concatenate(xs)[None], *episodes)
+
+
+@gin.configurable(module="tfrl.replay")
+class TransitionReplay:
+  """Off-policy replay: fixed-length sequences (transitions by default)."""
+
+  on_policy = False
+
+  def __init__(self,
+               capacity: int = 100_000,
+               sequence_length: int = 2,
+               min_size: int = 1000,
+               prioritized: bool = False,
+               priority_exponent: float = 0.6,
+               table_name: str = "transitions"):
+    self.capacity = capacity
+    self.sequence_length = sequence_length
+    self.min_size = min_size
+    self.prioritized = prioritized
+    self.priority_exponent = priority_exponent
+    self.table_name = table_name
+
+  def tables(self, data_spec) -> List[reverb.Table]:
+    sampler = (reverb.selectors.Prioritized(self.priority_exponent) if self.prioritized
+               else reverb.selectors.Uniform())
+    return [reverb.Table(
+        name=self.table_name,
+        sampler=sampler,
+        remover=reverb.selectors.Fifo(),
+        max_size=self.capacity,
+        rate_limiter=reverb.rate_limiters.MinSize(self.min_size),
+        signature=tensor_spec.add_outer_dim(data_spec, self.sequence_length))]
+
+  def adder(self, client: reverb.Client, num_envs: int, on_episode=None) -> SequenceAdder:
+    del on_episode  # transitions need no episode bookkeeping
+    return SequenceAdder(client, self.table_name, num_envs, self.sequence_length)
+
+  def dataset(self, address: str, batch_size: int) -> tf.data.Dataset:
+    """Batches of (Trajectory [B, L, ...], reverb.SampleInfo) sampled from the table."""
+    ds = reverb.TrajectoryDataset.from_table_signature(
+        server_address=address, table=self.table_name,
+        max_in_flight_samples_per_worker=2 * batch_size)
+    ds = ds.map(lambda sample: (sample.data, sample.info))
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+  def update_priorities(self, client: reverb.Client, keys, priorities):
+    client.mutate_priorities(self.table_name, updates=dict(zip(np.asarray(keys).tolist(),
+                                                              np.asarray(priorities).tolist())))

@@ -1,0 +1,58 @@
+"""Where the Reverb tables live: an embedded server, or an external one."""
+
+import socket
+from typing import Optional, Sequence
+
+import reverb
+
+from tfrl.errors import ConfigError
+
+
+class ReplayServer:
+  """Owns (or points at) the Reverb server holding the replay tables.
+
+  By default the server runs embedded in this process on a free port. Give
+  `address` ("host:port") to use a server running elsewhere instead; its
+  tables must already exist with the names the replay components expect.
+  """
+
+  def __init__(self,
+               tables: Sequence[reverb.Table] = (),
+               address: Optional[str] = None,
+               port: Optional[int] = None,
+               checkpoint_dir: Optional[str] = None):
+    self._server = None
+    if address is None:
+      checkpointer = (reverb.checkpointers.DefaultCheckpointer(checkpoint_dir)
+                      if checkpoint_dir else None)
+      self._server = reverb.Server(list(tables), port=port, checkpointer=checkpointer)
+      # Reverb listens on all interfaces; in-process clients talk over loopback.
+      address = f"localhost:{self._server.port}"
+    self.address = address
+    self.client = reverb.Client(address)
+    if self._server is None:
+      self._check_reachable(tables)
+
+  def _check_reachable(self, tables):
+    host, _, port = self.address.rpartition(":")
+    try:
+      socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:
+      raise ConfigError(f"replay server {self.address!r} is not reachable: {e}") from None
+    info = self.client.server_info(timeout=10)
+    missing = [t.name for t in tables if t.name not in info]
+    if missing:
+      raise ConfigError(f"replay server {self.address} has no table(s) {missing}")
+
+  @property
+  def embedded(self) -> bool:
+    return self._server is not None
+
+  def checkpoint(self) -> Optional[str]:
+    """Writes a Reverb checkpoint of all tables; returns its path."""
+    return self.client.checkpoint()
+
+  def close(self):
+    if self._server is not None:
+      self._server.stop()
+      self._server = None

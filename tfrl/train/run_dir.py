@@ -1,0 +1,100 @@
+"""The run directory: config.gin, progress.csv, TensorBoard events, checkpoints.
+
+Every file is written so a crash cannot leave it half-written: small files
+via write-to-temp-then-rename, checkpoints by tf.train.CheckpointManager
+(which only points at a checkpoint once all its files exist).
+"""
+
+import csv
+import io
+import os
+from typing import Dict, List, Optional
+
+from tfrl.errors import ConfigError
+
+CONFIG_FILE = "config.gin"
+PROGRESS_FILE = "progress.csv"
+
+
+def atomic_write(path: str, text: str):
+  tmp = f"{path}.tmp.{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def check_run_dir(root_dir: str, config: str) -> bool:
+  """Validates `root_dir` for a run with `config`; True if it holds a run to resume.
+
+  Writes nothing. Refuses a path that is a file, an unwritable folder, or a
+  run made with a different config.
+  """
+  if os.path.exists(root_dir) and not os.path.isdir(root_dir):
+    raise ConfigError(f"run directory {root_dir!r} exists and is not a directory")
+  config_path = os.path.join(root_dir, CONFIG_FILE)
+  if not os.path.exists(config_path):
+    if os.path.isdir(root_dir) and os.listdir(root_dir):
+      raise ConfigError(f"run directory {root_dir!r} is not empty and holds no {CONFIG_FILE}; "
+                        "choose a new --root_dir")
+    parent = os.path.dirname(os.path.abspath(root_dir))
+    while not os.path.exists(parent):
+      parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK):
+      raise ConfigError(f"cannot create run directory {root_dir!r}: {parent!r} is not writable")
+    return False
+  with open(config_path) as f:
+    saved = f.read()
+  if _normalized(saved) != _normalized(config):
+    raise ConfigError(f"run directory {root_dir!r} holds a run with a different config; "
+                      "resume it with the same gin files/bindings or choose a new --root_dir")
+  return True
+
+
+def _normalized(config: str) -> List[str]:
+  return [line.strip() for line in config.splitlines()
+          if line.strip() and not line.lstrip().startswith("#")]
+
+
+class ProgressCsv:
+  """progress.csv: one row per evaluation; resuming drops rows past the checkpoint."""
+
+  def __init__(self, path: str, columns: List[str]):
+    self._path = path
+    self._columns = columns
+
+  def truncate_after(self, iteration: int):
+    """Keeps rows up to `iteration` (those the restored checkpoint had seen)."""
+    rows = self.rows()
+    kept = [r for r in rows if int(r["iteration"]) <= iteration]
+    if len(kept) != len(rows):
+      self._rewrite(kept)
+
+  def rows(self) -> List[Dict[str, str]]:
+    if not os.path.exists(self._path):
+      return []
+    with open(self._path, newline="") as f:
+      return list(csv.DictReader(f))
+
+  def append(self, row: Dict[str, object]):
+    self._rewrite(self.rows() + [row])
+
+  def _rewrite(self, rows):
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=self._columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+      writer.writerow({k: _fmt(row.get(k, "")) for k in self._columns})
+    atomic_write(self._path, out.getvalue())
+
+
+def _fmt(value) -> str:
+  if isinstance(value, float):
+    return f"{value:.6g}"
+  return str(value)
+
+
+def latest_checkpoint(root_dir: str) -> Optional[str]:
+  import tensorflow as tf
+  return tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints"))

@@ -1,0 +1,187 @@
+"""The train loop: environment -> driver -> Reverb -> agent.train, with evaluation.
+
+On-policy (the replay is an `EpisodeReplay`): each iteration collects whole
+episodes with the current collect policy, reads exactly those episodes back
+from the table (which consumes them) and trains once on them.
+Off-policy (a `TransitionReplay`): each iteration collects a few steps, then
+trains on batches sampled from the table.
+"""
+
+import math
+import os
+import time
+from typing import Callable, Optional
+
+import gin
+import numpy as np
+import tensorflow as tf
+from tf_agents.policies import greedy_policy
+from tf_agents.specs import tensor_spec
+from tf_agents.utils import common
+
+from tfrl import envs
+from tfrl.drivers import Driver
+from tfrl.errors import ConfigError
+from tfrl.replay import ReplayServer
+from tfrl.train.evaluation import Evaluator
+from tfrl.train.run_dir import PROGRESS_FILE, CONFIG_FILE, ProgressCsv, atomic_write, check_run_dir
+
+PROGRESS_COLUMNS = ["iteration", "env_steps", "train_steps", "episodes", "avg_return",
+                    "train_return", "loss", "wall_s"]
+
+
+class Experiment:
+  """Everything a run needs, built without touching the disk."""
+
+  def __init__(self, env_id, agent_fn, replay, seed, num_envs, num_eval_episodes,
+               eval_num_envs, replay_server_address):
+    envs.check_env_id(env_id)
+    tf.random.set_seed(seed)
+    np.random.seed(seed)
+    self.env = envs.load(env_id, seed=seed, num_envs=num_envs)
+    # A separate seed stream so evaluation never perturbs collection.
+    self.eval_env = envs.load(env_id, seed=seed + 1_000_003, num_envs=eval_num_envs)
+    self.agent = agent_fn(tensor_spec.from_spec(self.env.time_step_spec()),
+                          tensor_spec.from_spec(self.env.action_spec()))
+    self.replay = replay
+    tables = replay.tables(self.agent.collect_data_spec)
+    self.server = ReplayServer(tables, address=replay_server_address)
+    self.recent_returns = []
+    self.adder = replay.adder(self.server.client, num_envs)
+    self.driver = Driver(self.env, self.agent.collect_policy, observers=[self.adder],
+                         on_episode=lambda env, ret, length: self.recent_returns.append(ret))
+    self.evaluator = Evaluator(self.eval_env, greedy_policy.GreedyPolicy(self.agent.policy),
+                               num_eval_episodes)
+
+  def close(self):
+    self.server.close()
+    self.env.close()
+    self.eval_env.close()
+
+
+@gin.configurable(module="tfrl.train")
+def train(root_dir: str,
+          env_id: str = gin.REQUIRED,
+          agent_fn: Callable = gin.REQUIRED,
+          replay=gin.REQUIRED,
+          seed: int = 0,
+          num_envs: int = 1,
+          num_iterations: int = 250,
+          collect_episodes_per_iteration: int = 2,
+          collect_steps_per_iteration: int = 1,
+          initial_collect_steps: int = 1000,
+          train_steps_per_iteration: int = 1,
+          batch_size: int = 64,
+          eval_interval: int = 50,
+          num_eval_episodes: int = 10,
+          eval_num_envs: int = 1,
+          checkpoint_interval: int = 50,
+          replay_server_address: Optional[str] = None,
+          log: Callable[[str], None] = print) -> dict:
+  """Trains an agent; resumes if `root_dir` holds a checkpoint of the same config.
+
+  On-policy agents use `collect_episodes_per_iteration`; off-policy agents
+  use `initial_collect_steps`, `collect_steps_per_iteration`,
+  `train_steps_per_iteration` and `batch_size`. Returns the last evaluation's
+  figures (the final row of progress.csv).
+  """
+  if replay.on_policy and collect_episodes_per_iteration > replay.capacity:
+    raise ConfigError(f"replay capacity {replay.capacity} < collect_episodes_per_iteration "
+                      f"{collect_episodes_per_iteration}: episodes would be dropped")
+  exp = Experiment(env_id, agent_fn, replay, seed, num_envs, num_eval_episodes,
+                   eval_num_envs, replay_server_address)
+  try:
+    return _run(exp, root_dir, num_iterations, collect_episodes_per_iteration,
+                collect_steps_per_iteration, initial_collect_steps, train_steps_per_iteration,
+                batch_size, eval_interval, checkpoint_interval, log)
+  finally:
+    exp.close()
+
+
+def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iteration,
+         collect_steps_per_iteration, initial_collect_steps, train_steps_per_iteration,
+         batch_size, eval_interval, checkpoint_interval, log):
+  config = gin.operative_config_str()
+  resuming = check_run_dir(root_dir, config)
+  os.makedirs(root_dir, exist_ok=True)
+  if not resuming:
+    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+
+  agent, driver = exp.agent, exp.driver
+  counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
+              for name in ("iteration", "env_steps", "episodes")}
+  wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
+  checkpoint = tf.train.Checkpoint(agent=agent, wall_s=wall, **counters)
+  manager = tf.train.CheckpointManager(checkpoint, os.path.join(root_dir, "checkpoints"),
+                                       max_to_keep=3)
+  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    log(f"resumed from {manager.latest_checkpoint} at iteration {int(counters['iteration'])}")
+  progress.truncate_after(int(counters["iteration"]))
+  driver.env_steps = int(counters["env_steps"])
+  driver.episodes = int(counters["episodes"])
+  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
+
+  # Episode lengths vary; reduce_retracing keeps one graph for all of them.
+  train_fn = common.function(agent.train, reduce_retracing=True)
+  dataset_iter = None
+  if not exp.replay.on_policy:
+    dataset_iter = iter(exp.replay.dataset(exp.server.address, batch_size))
+    if driver.env_steps < initial_collect_steps:
+      driver.run_steps(initial_collect_steps - driver.env_steps)
+
+  start_wall = time.time() - float(wall.numpy())
+  loss = float("nan")
+  last_row = None
+
+  def report(iteration):
+    nonlocal last_row
+    result = exp.evaluator()
+    recent = exp.recent_returns[-collect_episodes_per_iteration * 10:] or [float("nan")]
+    row = dict(iteration=iteration, env_steps=driver.env_steps,
+               train_steps=int(agent.train_step_counter.numpy()), episodes=driver.episodes,
+               avg_return=result.avg_return, train_return=float(np.mean(recent)), loss=loss,
+               wall_s=time.time() - start_wall)
+    progress.append(row)
+    with summary_writer.as_default(step=driver.env_steps):
+      for key in ("avg_return", "train_return", "loss"):
+        tf.summary.scalar(key, row[key])
+    log("  ".join(f"{k}={_short(v)}" for k, v in row.items()))
+    last_row = row
+
+  first = int(counters["iteration"]) + 1
+  if first == 1:
+    report(0)
+  for iteration in range(first, num_iterations + 1):
+    if exp.replay.on_policy:
+      written_before = exp.adder.episodes_written
+      driver.run_episodes(collect_episodes_per_iteration)
+      experience = exp.replay.experience(exp.server.client,
+                                         exp.adder.episodes_written - written_before)
+      loss = float(train_fn(experience).loss)
+    else:
+      driver.run_steps(collect_steps_per_iteration)
+      for _ in range(train_steps_per_iteration):
+        experience, _ = next(dataset_iter)
+        loss = float(train_fn(experience).loss)
+    if not math.isfinite(loss):
+      raise FloatingPointError(f"non-finite loss {loss} at iteration {iteration}; "
+                               f"last good checkpoint: {manager.latest_checkpoint}")
+    del exp.recent_returns[:-1000]
+    if iteration % eval_interval == 0 or iteration == num_iterations:
+      report(iteration)
+    if iteration % checkpoint_interval == 0 or iteration == num_iterations:
+      counters["iteration"].assign(iteration)
+      counters["env_steps"].assign(driver.env_steps)
+      counters["episodes"].assign(driver.episodes)
+      wall.assign(time.time() - start_wall)
+      manager.save(checkpoint_number=iteration)
+  summary_writer.flush()
+  if last_row is None:
+    last_row = {r: v for r, v in (progress.rows() or [{}])[-1].items()}
+  return last_row
+
+
+def _short(value) -> str:
+  return f"{value:.4g}" if isinstance(value, float) else str(value)
