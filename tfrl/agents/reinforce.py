@@ -6,7 +6,7 @@ import gin
 import tensorflow as tf
 from tf_agents.agents.reinforce import reinforce_agent
 
-from tfrl.networks import actor_network, value_network
+from tfrl.networks import actor_network, adam, value_network
 
 
 @gin.configurable(module="tfrl.agents")
@@ -14,6 +14,7 @@ def reinforce(time_step_spec,
               action_spec,
               fc_layer_params: Sequence[int] = (100,),
               learning_rate: float = 1e-3,
+              learning_rate_decay_steps: Optional[int] = None,
               gamma: float = 1.0,
               normalize_returns: bool = True,
               value_baseline: bool = False,
@@ -23,6 +24,8 @@ def reinforce(time_step_spec,
 
   `value_baseline=True` subtracts a learned state value (same layer sizes)
   from the returns, which lowers the gradient's variance.
+  `learning_rate_decay_steps=N` decays the learning rate linearly to zero
+  over N train steps, which keeps a converged policy from drifting away.
   """
   agent = reinforce_agent.ReinforceAgent(
       time_step_spec,
@@ -30,7 +33,7 @@ def reinforce(time_step_spec,
       actor_network=actor_network(time_step_spec.observation, action_spec, fc_layer_params),
       value_network=(value_network(time_step_spec.observation, fc_layer_params)
                      if value_baseline else None),
-      optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+      optimizer=adam(learning_rate, learning_rate_decay_steps),
       gamma=gamma,
       normalize_returns=normalize_returns,
       entropy_regularization=entropy_regularization,

@@ -62,7 +62,8 @@ class EpisodeReplay:
     boundaries (the LAST -> FIRST steps), so concatenation needs no padding.
     """
     episodes = self.read_episodes(client, num_episodes)
-    return tree.map_structure(lambda *xs: np.concatenate(xs)[None], *episodes)
+    return tree.map_structure(lambda *xs: tf.convert_to_tensor(np.concatenate(xs)[None]),
+                              *episodes)
 
 
 @gin.configurable(module="tfrl.replay")

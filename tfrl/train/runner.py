@@ -31,7 +31,9 @@ PROGRESS_COLUMNS = ["iteration", "env_steps", "train_steps", "episodes", "avg_re
 
 
 class Experiment:
-  """Everything a run needs, built without touching the disk."""
+  """Everything a run needs. Construction writes nothing and starts no
+  server, so a bad config is reported before anything else happens;
+  `start()` then brings up the replay server and the collection driver."""
 
   def __init__(self, env_id, agent_fn, replay, seed, num_envs, num_eval_episodes,
                eval_num_envs, replay_server_address):
@@ -44,17 +46,23 @@ class Experiment:
     self.agent = agent_fn(tensor_spec.from_spec(self.env.time_step_spec()),
                           tensor_spec.from_spec(self.env.action_spec()))
     self.replay = replay
-    tables = replay.tables(self.agent.collect_data_spec)
-    self.server = ReplayServer(tables, address=replay_server_address)
-    self.recent_returns = []
-    self.adder = replay.adder(self.server.client, num_envs)
-    self.driver = Driver(self.env, self.agent.collect_policy, observers=[self.adder],
-                         on_episode=lambda env, ret, length: self.recent_returns.append(ret))
+    self.num_envs = num_envs
+    self.replay_server_address = replay_server_address
     self.evaluator = Evaluator(self.eval_env, greedy_policy.GreedyPolicy(self.agent.policy),
                                num_eval_episodes)
+    self.recent_returns = []
+    self.server = self.adder = self.driver = None
+
+  def start(self):
+    tables = self.replay.tables(self.agent.collect_data_spec)
+    self.server = ReplayServer(tables, address=self.replay_server_address)
+    self.adder = self.replay.adder(self.server.client, self.num_envs)
+    self.driver = Driver(self.env, self.agent.collect_policy, observers=[self.adder],
+                         on_episode=lambda env, ret, length: self.recent_returns.append(ret))
 
   def close(self):
-    self.server.close()
+    if self.server is not None:
+      self.server.close()
     self.env.close()
     self.eval_env.close()
 
@@ -106,7 +114,8 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   os.makedirs(root_dir, exist_ok=True)
   if not resuming:
     atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
-
+  log(f"run directory: {root_dir}")
+  exp.start()
   agent, driver = exp.agent, exp.driver
   counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
               for name in ("iteration", "env_steps", "episodes")}

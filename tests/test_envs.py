@@ -1,0 +1,116 @@
+"""tfrl.envs: gymnasium environments as tf-agents PyEnvironments."""
+
+import numpy as np
+import pytest
+from tf_agents.trajectories import time_step as ts
+
+from tfrl import envs
+from tfrl.errors import ConfigError
+
+
+def test_discrete_specs_match_gymnasium():
+  env = envs.load("CartPole-v1", seed=0)
+  assert env.observation_spec().shape == (4,)
+  assert env.observation_spec().dtype == np.float32
+  action = env.action_spec()
+  assert action.shape == () and action.dtype == np.int64
+  assert (action.minimum, action.maximum) == (0, 1)
+  assert not env.batched
+
+
+def test_continuous_specs_match_gymnasium():
+  env = envs.load("Pendulum-v1", seed=0)
+  action = env.action_spec()
+  assert action.shape == (1,) and action.dtype == np.float32
+  np.testing.assert_allclose([action.minimum, action.maximum], [[-2.0], [2.0]])
+  step = env.reset()
+  step = env.step(np.array([0.5], np.float32))
+  assert step.observation.shape == (3,) and step.observation.dtype == np.float32
+
+
+def run_until_last(env, action):
+  step = env.reset()
+  n = 0
+  while not step.is_last():
+    step = env.step(action)
+    n += 1
+  return step, n
+
+
+def test_terminated_step_is_last_with_discount_zero():
+  env = envs.load("CartPole-v1", seed=0)
+  step, n = run_until_last(env, np.int64(1))  # always pushing right topples the pole
+  assert n < 100
+  assert step.step_type == ts.StepType.LAST and step.discount == 0.0
+
+
+def test_truncated_step_is_last_with_discount_one():
+  env = envs.load("Pendulum-v1", seed=0, max_episode_steps=7)  # Pendulum never terminates
+  step, n = run_until_last(env, np.zeros(1, np.float32))
+  assert n == 7
+  assert step.step_type == ts.StepType.LAST and step.discount == 1.0
+
+
+def test_step_after_last_resets():
+  env = envs.load("CartPole-v1", seed=0)
+  run_until_last(env, np.int64(0))
+  assert env.step(np.int64(0)).step_type == ts.StepType.FIRST
+
+
+def rollout(env, steps=60):
+  env.reset()
+  rng = np.random.default_rng(0)
+  return np.stack([env.step(np.int64(rng.integers(2))).observation for _ in range(steps)])
+
+
+def test_seeding_is_reproducible():
+  a = rollout(envs.load("CartPole-v1", seed=3))
+  b = rollout(envs.load("CartPole-v1", seed=3))
+  c = rollout(envs.load("CartPole-v1", seed=4))
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+
+
+def test_unknown_id_names_close_matches():
+  with pytest.raises(ConfigError, match=r"unknown environment id 'CartPol-v1'.*CartPole-v1"):
+    envs.load("CartPol-v1")
+
+
+@pytest.mark.parametrize("vectorization", ["vector", "sync"])
+def test_batched_cartpole_matches_single_envs_semantics(vectorization):
+  env = envs.load("CartPole-v1", seed=0, num_envs=4, vectorization=vectorization)
+  assert env.batched and env.batch_size == 4
+  step = env.reset()
+  assert step.observation.shape == (4, 4)
+  assert (step.step_type == ts.StepType.FIRST).all()
+  previous_last = np.zeros(4, bool)
+  saw_reset = False
+  for _ in range(200):
+    step = env.step(np.ones(4, np.int64))
+    # An env that ended last step starts again now, reward 0; the others go on.
+    np.testing.assert_array_equal(step.step_type == ts.StepType.FIRST, previous_last)
+    assert (step.reward[previous_last] == 0).all()
+    last = step.step_type == ts.StepType.LAST
+    assert (step.discount[last] == 0).all()  # CartPole falls: terminated
+    saw_reset |= previous_last.any()
+    previous_last = last
+  assert saw_reset
+
+
+def test_batched_truncation_keeps_discount_one(counting_env_id):
+  env = envs.load(counting_env_id, seed=0, num_envs=3, vectorization="sync", max_episode_steps=2)
+  env.reset()
+  env.step(np.zeros(3, np.int64))
+  step = env.step(np.zeros(3, np.int64))
+  # env 0's first episode lasts 2 steps: terminated; envs 1, 2 would last 3, 4: truncated at 2.
+  assert (step.step_type == ts.StepType.LAST).all()
+  np.testing.assert_array_equal(step.discount, [0.0, 1.0, 1.0])
+
+
+def test_bad_num_envs_and_vectorization():
+  with pytest.raises(ConfigError):
+    envs.load("CartPole-v1", num_envs=0)
+  with pytest.raises(ConfigError, match="vectorization"):
+    envs.load("CartPole-v1", num_envs=2, vectorization="threads")
+  with pytest.raises(ConfigError, match="no numpy-vectorized"):
+    envs.load("Pendulum-v1", num_envs=2, vectorization="vector")

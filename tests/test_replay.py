@@ -1,0 +1,119 @@
+"""tfrl.replay and tfrl.drivers: what the envs produce is what Reverb holds."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.policies import random_tf_policy
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from tfrl import agents, drivers, envs, replay
+
+
+def make(env_id, num_envs, replay_component, **load_kwargs):
+  env = envs.load(env_id, seed=0, num_envs=num_envs,
+                  vectorization="sync" if num_envs > 1 else "auto", **load_kwargs)
+  time_step_spec = tensor_spec.from_spec(env.time_step_spec())
+  action_spec = tensor_spec.from_spec(env.action_spec())
+  policy = random_tf_policy.RandomTFPolicy(time_step_spec, action_spec)
+  server = replay.ReplayServer(replay_component.tables(policy.trajectory_spec))
+  return env, policy, server
+
+
+def expected_episode(env_id, episode, truncate_at=None):
+  """What CountingEnv's episode `episode` of env `env_id` must look like."""
+  length = 2 + (env_id + episode) % 3
+  steps = min(length, truncate_at or length)
+  return length, steps
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_episodes_come_out_whole_per_env_and_in_order(counting_env_id, num_envs):
+  episodes = replay.EpisodeReplay(capacity=100)
+  env, policy, server = make(counting_env_id, num_envs, episodes)
+  adder = episodes.adder(server.client, num_envs)
+  adder._capacity = 4  # force the buffer to compact/grow while episodes are open
+  driver = drivers.Driver(env, policy, observers=[adder])
+  driver.run_episodes(3 * num_envs)
+  assert adder.episodes_written == 3 * num_envs
+  got = episodes.read_episodes(server.client, 3 * num_envs)
+  per_env = {}
+  for episode in got:
+    obs = episode.observation
+    env_id, number = int(obs[0, 0]), int(obs[0, 1])
+    per_env.setdefault(env_id, []).append(number)
+    length, _ = expected_episode(env_id, number)
+    # FIRST, MID..., then the closing LAST step holding the final observation.
+    assert len(obs) == length + 1
+    np.testing.assert_array_equal(obs[:, 2], np.arange(length + 1))
+    assert (obs[:, 0] == env_id).all() and (obs[:, 1] == number).all()
+    assert episode.step_type[0] == ts.StepType.FIRST and episode.step_type[-1] == ts.StepType.LAST
+    assert (episode.step_type[1:-1] == ts.StepType.MID).all()
+    np.testing.assert_array_equal(episode.reward[:-1], np.arange(1, length + 1))
+    np.testing.assert_array_equal(episode.discount[:-1], [1.0] * (length - 1) + [0.0])
+    assert episode.next_step_type[-2] == ts.StepType.LAST
+  # every env contributed exactly its quota: its first 3 episodes, in order
+  assert per_env == {e: [0, 1, 2] for e in range(num_envs)}
+  server.close()
+
+
+def test_experience_concatenates_episodes_for_agent_train(counting_env_id):
+  episodes = replay.EpisodeReplay(capacity=10)
+  env, policy, server = make(counting_env_id, 2, episodes)
+  adder = episodes.adder(server.client, 2)
+  drivers.Driver(env, policy, observers=[adder]).run_episodes(4)
+  experience = episodes.experience(server.client, adder.episodes_written)
+  assert experience.observation.shape[0] == 1
+  assert int(np.sum(experience.step_type == ts.StepType.LAST)) == 4
+  assert server.client.server_info()[episodes.table_name].current_size == 0  # consumed
+  server.close()
+
+
+def test_transitions_never_cross_episode_boundaries(counting_env_id):
+  transitions = replay.TransitionReplay(capacity=1000, min_size=1)
+  env, policy, server = make(counting_env_id, 3, transitions, max_episode_steps=3)
+  adder = transitions.adder(server.client, 3)
+  driver = drivers.Driver(env, policy, observers=[adder])
+  driver.run_steps(3 * 20)
+  adder.flush()
+  size = server.client.server_info()[transitions.table_name].current_size
+  # Per env: an episode of L steps is L+1 trajectories -> L pairs; 20 steps per env.
+  assert 40 <= size <= 60
+  batch, info = next(iter(transitions.dataset(server.address, batch_size=size)))
+  obs = batch.observation.numpy()
+  assert obs.shape == (size, 2, 3)
+  np.testing.assert_array_equal(obs[:, 0, 0], obs[:, 1, 0])  # same env
+  np.testing.assert_array_equal(obs[:, 0, 1], obs[:, 1, 1])  # same episode
+  np.testing.assert_array_equal(obs[:, 1, 2], obs[:, 0, 2] + 1)  # consecutive steps
+  # the step into a truncated LAST keeps discount 1, into a terminated one 0
+  last = batch.next_step_type.numpy()[:, 0] == ts.StepType.LAST
+  assert last.any()
+  discounts = batch.discount.numpy()[last, 0]
+  lengths = 2 + (obs[last, 0, 0] + obs[last, 0, 1]) % 3
+  np.testing.assert_array_equal(discounts, np.where(lengths <= 3, 0.0, 1.0))
+  server.close()
+
+
+def test_driver_counts_steps_and_reports_episodes():
+  env = envs.load("CartPole-v1", seed=0, num_envs=4)
+  spec = tensor_spec.from_spec(env.time_step_spec())
+  policy = random_tf_policy.RandomTFPolicy(spec, tensor_spec.from_spec(env.action_spec()))
+  seen = []
+  driver = drivers.Driver(env, policy, on_episode=lambda e, r, n: seen.append((e, r, n)))
+  driver.run_episodes(8)
+  assert sorted(e for e, _, _ in seen) == [0, 0, 1, 1, 2, 2, 3, 3]
+  assert all(r == n for _, r, n in seen)  # CartPole pays 1 per step
+  assert driver.env_steps >= sum(n for _, _, n in seen)
+  assert driver.episodes == 8
+
+
+def test_embedded_server_by_default_and_external_address(counting_env_id):
+  episodes = replay.EpisodeReplay(capacity=10)
+  env, policy, server = make(counting_env_id, 1, episodes)
+  assert server.embedded and server.address.startswith("localhost:")
+  external = replay.ReplayServer(episodes.tables(policy.trajectory_spec), address=server.address)
+  assert not external.embedded
+  adder = episodes.adder(external.client, 1)
+  drivers.Driver(env, policy, observers=[adder]).run_episodes(2)
+  assert server.client.server_info()[episodes.table_name].current_size == 2
+  server.close()

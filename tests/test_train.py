@@ -1,0 +1,94 @@
+"""tfrl.train: the loop on tiny budgets, the run directory, resume."""
+
+import csv
+import os
+
+import gin
+import pytest
+
+import tfrl
+from tfrl.errors import ConfigError
+from tfrl.train import config
+
+
+def progress(root):
+  with open(os.path.join(root, "progress.csv")) as f:
+    return list(csv.DictReader(f))
+
+
+def run(root, files, bindings=()):
+  config.parse_config(files, list(bindings))
+  return tfrl.train.train(root, log=lambda _: None)
+
+
+TINY_REINFORCE = ["tfrl.train.train.num_iterations = 4", "tfrl.train.train.eval_interval = 2",
+                  "tfrl.train.train.checkpoint_interval = 2",
+                  "tfrl.train.train.num_eval_episodes = 2"]
+
+
+def test_on_policy_loop_writes_run_directory(tmp_path):
+  root = str(tmp_path / "run")
+  last = run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE + ["tfrl.train.train.num_envs = 2"])
+  rows = progress(root)
+  assert [int(r["iteration"]) for r in rows] == [0, 2, 4]
+  for column in ("iteration", "env_steps", "train_steps", "avg_return", "wall_s"):
+    assert column in rows[0]
+  assert int(rows[-1]["train_steps"]) == 4
+  assert int(rows[-1]["episodes"]) == 4 * 2  # 2 episodes per iteration
+  assert int(rows[-1]["env_steps"]) >= 8 * 8  # a CartPole episode lasts >= 8 steps
+  assert float(last["avg_return"]) == float(rows[-1]["avg_return"])
+  assert "reinforce.learning_rate = 0.001" in open(os.path.join(root, "config.gin")).read()
+  assert os.listdir(os.path.join(root, "tensorboard"))
+  assert any(f.startswith("ckpt-4") for f in os.listdir(os.path.join(root, "checkpoints")))
+
+
+def test_off_policy_loop_trains_on_sampled_batches(tmp_path):
+  root = str(tmp_path / "run")
+  bindings = ["tfrl.train.train.num_iterations = 30", "tfrl.train.train.eval_interval = 30",
+              "tfrl.train.train.initial_collect_steps = 100",
+              "tfrl.train.train.batch_size = 16", "tfrl.train.train.num_eval_episodes = 1",
+              "tfrl.train.train.train_steps_per_iteration = 2",
+              "tfrl.replay.TransitionReplay.min_size = 50"]
+  run(root, ["envs/cartpole.gin", "agents/dqn.gin"], bindings)
+  rows = progress(root)
+  assert int(rows[-1]["train_steps"]) == 60
+  # 100 initial + 30 collect steps; each episode's closing auto-reset step is not a transition
+  assert int(rows[-1]["env_steps"]) + int(rows[-1]["episodes"]) == 130
+
+
+def test_resume_continues_without_duplicate_rows(tmp_path):
+  root = str(tmp_path / "run")
+  run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE)
+  before = progress(root)
+  # the same config with a bigger budget continues from iteration 4
+  gin.clear_config()
+  run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE)  # nothing left to do
+  assert progress(root) == before
+  # a crash after the iteration-2 checkpoint: drop the later checkpoint, keep its row
+  ckpt_dir = os.path.join(root, "checkpoints")
+  for f in os.listdir(ckpt_dir):
+    if f.startswith("ckpt-4"):
+      os.remove(os.path.join(ckpt_dir, f))
+  with open(os.path.join(ckpt_dir, "checkpoint"), "w") as f:
+    f.write('model_checkpoint_path: "ckpt-2"\nall_model_checkpoint_paths: "ckpt-2"\n')
+  run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE)
+  after = progress(root)
+  assert [int(r["iteration"]) for r in after] == [0, 2, 4]
+  assert after[:2] == before[:2]
+  assert int(after[-1]["train_steps"]) == 4  # restored 2, trained 2 more
+
+
+def test_different_config_on_existing_run_is_refused(tmp_path):
+  root = str(tmp_path / "run")
+  run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE)
+  listing = sorted(os.listdir(root))
+  with pytest.raises(ConfigError, match="different config"):
+    run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE + ["tfrl.agents.reinforce.learning_rate = 0.01"])
+  assert sorted(os.listdir(root)) == listing
+
+
+def test_non_empty_foreign_directory_is_refused(tmp_path):
+  (tmp_path / "notes.txt").write_text("mine")
+  with pytest.raises(ConfigError, match="not empty"):
+    run(str(tmp_path), ["reinforce_cartpole.gin"], TINY_REINFORCE)
+  assert os.listdir(tmp_path) == ["notes.txt"]

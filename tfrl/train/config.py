@@ -1,0 +1,61 @@
+"""Loading gin configs for the scripts: file lookup and one-line error messages."""
+
+import os
+import re
+from typing import Sequence
+
+import gin
+from absl import logging
+
+from tfrl.errors import ConfigError
+
+# The repository's gin_configs/ (tfrl is installed in editable/development mode).
+GIN_CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "gin_configs")
+
+
+def resolve_gin_file(name: str) -> str:
+  """A path as given if it exists, else relative to gin_configs/ (".gin" optional)."""
+  candidates = [name, os.path.join(GIN_CONFIGS_DIR, name)]
+  if not name.endswith(".gin"):
+    candidates += [c + ".gin" for c in candidates]
+  for path in candidates:
+    if os.path.isfile(path):
+      return path
+  raise ConfigError(f"gin file {name!r} not found (looked in the current directory and "
+                    f"{GIN_CONFIGS_DIR})")
+
+
+def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None:
+  """Parses gin files then bindings; any problem becomes one ConfigError line."""
+  import tfrl  # noqa: F401  (registers every configurable before parsing)
+  paths = [resolve_gin_file(f) for f in gin_files]
+  gin.clear_config()
+  gin.add_config_file_search_path(GIN_CONFIGS_DIR)
+  verbosity = logging.get_verbosity()
+  # gin logs an error each time an `include` is not found relative to the
+  # current directory before it tries the search path: noise, not a problem.
+  logging.set_verbosity(logging.FATAL)
+  try:
+    gin.parse_config_files_and_bindings(paths, list(bindings), finalize_config=False)
+  except (ValueError, SyntaxError, KeyError, TypeError, IOError) as e:
+    gin.clear_config()
+    raise ConfigError(one_line_gin_error(e)) from None
+  finally:
+    logging.set_verbosity(verbosity)
+
+
+def one_line_gin_error(e: BaseException) -> str:
+  """gin's multi-line messages, folded: 'what is wrong (where)'."""
+  if isinstance(e, SyntaxError) and e.filename:
+    return f"gin syntax error: {e.msg} ({e.filename}, line {e.lineno})"
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  what = lines[0] if lines else type(e).__name__
+  where = next((l for l in lines if l.startswith("In file") or l.startswith("In bindings")), "")
+  match = re.match(r'In file "(.*)", line (\d+)', where)
+  if match:
+    where = f"{match.group(1)}, line {match.group(2)}"
+  elif where.startswith("In bindings"):
+    binding = lines[lines.index(where) + 1] if lines.index(where) + 1 < len(lines) else ""
+    where = f"binding {binding!r}"
+  return f"{what} ({where})" if where else what
