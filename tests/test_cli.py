@@ -9,6 +9,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "scripts", "train.py")
 TINY = ["--gin_bindings=tfrl.train.train.num_iterations=2",
+        "--gin_bindings=tfrl.train.train.collect_episodes_per_iteration=4",
         "--gin_bindings=tfrl.train.train.eval_interval=2",
         "--gin_bindings=tfrl.train.train.num_eval_episodes=1"]
 

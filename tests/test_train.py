@@ -21,14 +21,16 @@ def run(root, files, bindings=()):
   return tfrl.train.train(root, log=lambda _: None)
 
 
-TINY_REINFORCE = ["tfrl.train.train.num_iterations = 4", "tfrl.train.train.eval_interval = 2",
+TINY_REINFORCE = ["tfrl.train.train.num_iterations = 4", "tfrl.train.train.num_envs = 2",
+                  "tfrl.train.train.collect_episodes_per_iteration = 2",
+                  "tfrl.train.train.eval_interval = 2",
                   "tfrl.train.train.checkpoint_interval = 2",
                   "tfrl.train.train.num_eval_episodes = 2"]
 
 
 def test_on_policy_loop_writes_run_directory(tmp_path):
   root = str(tmp_path / "run")
-  last = run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE + ["tfrl.train.train.num_envs = 2"])
+  last = run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE)
   rows = progress(root)
   assert [int(r["iteration"]) for r in rows] == [0, 2, 4]
   for column in ("iteration", "env_steps", "train_steps", "avg_return", "wall_s"):
@@ -37,7 +39,9 @@ def test_on_policy_loop_writes_run_directory(tmp_path):
   assert int(rows[-1]["episodes"]) == 4 * 2  # 2 episodes per iteration
   assert int(rows[-1]["env_steps"]) >= 8 * 8  # a CartPole episode lasts >= 8 steps
   assert float(last["avg_return"]) == float(rows[-1]["avg_return"])
-  assert "reinforce.learning_rate = 0.001" in open(os.path.join(root, "config.gin")).read()
+  saved_config = open(os.path.join(root, "config.gin")).read()
+  assert "reinforce.learning_rate = 0.003" in saved_config
+  assert "train.num_envs = 2" in saved_config
   assert os.listdir(os.path.join(root, "tensorboard"))
   assert any(f.startswith("ckpt-4") for f in os.listdir(os.path.join(root, "checkpoints")))
 

@@ -141,7 +141,7 @@ def _compiled_action_fn(policy: tf_policy.TFPolicy, batch_size: int):
   def flat_action(step_type, *flat):
     time_step = ts.TimeStep(
         step_type=step_type,
-        reward=tf.zeros(time_step_spec.reward.shape, time_step_spec.reward.dtype),
+        reward=tree.map_structure(lambda s: tf.zeros(s.shape, s.dtype), time_step_spec.reward),
         discount=tf.ones(time_step_spec.discount.shape, time_step_spec.discount.dtype),
         observation=tree.unflatten_as(time_step_spec.observation, flat[:num_obs]))
     state = tree.unflatten_as(state_spec, flat[num_obs:])

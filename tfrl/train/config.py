@@ -1,11 +1,11 @@
 """Loading gin configs for the scripts: file lookup and one-line error messages."""
 
+import logging
 import os
 import re
 from typing import Sequence
 
 import gin
-from absl import logging
 
 from tfrl.errors import ConfigError
 
@@ -32,17 +32,18 @@ def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None
   paths = [resolve_gin_file(f) for f in gin_files]
   gin.clear_config()
   gin.add_config_file_search_path(GIN_CONFIGS_DIR)
-  verbosity = logging.get_verbosity()
+  root_logger = logging.getLogger()
+  level = root_logger.level
   # gin logs an error each time an `include` is not found relative to the
   # current directory before it tries the search path: noise, not a problem.
-  logging.set_verbosity(logging.FATAL)
+  root_logger.setLevel(logging.CRITICAL)
   try:
     gin.parse_config_files_and_bindings(paths, list(bindings), finalize_config=False)
   except (ValueError, SyntaxError, KeyError, TypeError, IOError) as e:
     gin.clear_config()
     raise ConfigError(one_line_gin_error(e)) from None
   finally:
-    logging.set_verbosity(verbosity)
+    root_logger.setLevel(level)
 
 
 def one_line_gin_error(e: BaseException) -> str:

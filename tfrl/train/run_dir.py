@@ -8,7 +8,7 @@ via write-to-temp-then-rename, checkpoints by tf.train.CheckpointManager
 import csv
 import io
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from tfrl.errors import ConfigError
 
@@ -93,8 +93,3 @@ def _fmt(value) -> str:
   if isinstance(value, float):
     return f"{value:.6g}"
   return str(value)
-
-
-def latest_checkpoint(root_dir: str) -> Optional[str]:
-  import tensorflow as tf
-  return tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints"))

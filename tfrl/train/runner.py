@@ -125,7 +125,9 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
                                        max_to_keep=3)
   progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS)
   if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    # Optimizer slots are created by the first train step and restored then
+    # (deferred); expect_partial only keeps TF from warning about them meanwhile.
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
     log(f"resumed from {manager.latest_checkpoint} at iteration {int(counters['iteration'])}")
   progress.truncate_after(int(counters["iteration"]))
   driver.env_steps = int(counters["env_steps"])
