@@ -7,6 +7,8 @@ import tensorflow as tf
 from tf_agents.agents.dqn import dqn_agent
 from tf_agents.networks import q_network
 
+from tfrl.networks import adam
+
 
 @gin.configurable(module="tfrl.agents")
 def dqn(time_step_spec,
@@ -26,7 +28,7 @@ def dqn(time_step_spec,
       action_spec,
       q_network=q_network.QNetwork(time_step_spec.observation, action_spec,
                                    fc_layer_params=tuple(fc_layer_params)),
-      optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+      optimizer=adam(learning_rate),
       epsilon_greedy=epsilon_greedy,
       gamma=gamma,
       n_step_update=n_step_update,

@@ -50,25 +50,23 @@ def _cast_to_spec(value, spec):
   return np.asarray(value, dtype=spec.dtype)
 
 
-class GymnasiumEnvironment(py_environment.PyEnvironment):
-  """One gymnasium env as an (unbatched) tf-agents PyEnvironment.
+class _GymnasiumAdapter(py_environment.PyEnvironment):
+  """What the single and the vector adapter share: specs, seeding, rendering."""
 
-  Auto-reset is left to tf-agents' base class: stepping after a LAST step
-  resets and returns a FIRST step, ignoring the action.
-  """
-
-  def __init__(self, env: gym.Env, seed: Optional[int] = None):
-    super().__init__(handle_auto_reset=True)
+  def __init__(self, env, observation_space, action_space, seed: Optional[int],
+               handle_auto_reset: bool):
+    super().__init__(handle_auto_reset=handle_auto_reset)
     self._env = env
     self._seed = seed
     self._seeded = False
-    self._observation_spec = spec_from_space(env.observation_space, "observation")
-    self._action_spec = spec_from_space(env.action_space, "action")
+    self._observation_spec = spec_from_space(observation_space, "observation")
+    self._action_spec = spec_from_space(action_space, "action")
     if seed is not None:
       env.action_space.seed(seed)
 
   @property
-  def gym(self) -> gym.Env:
+  def gym(self):
+    """The wrapped gymnasium env (or vector env)."""
     return self._env
 
   def observation_spec(self):
@@ -77,13 +75,34 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
   def action_spec(self):
     return self._action_spec
 
-  def _reset(self):
-    # Seed only on the first reset: later resets continue the same RNG stream,
+  def _reset_gym(self):
+    # Seed only the first reset: later resets continue the same RNG stream,
     # which is how gymnasium makes a whole run reproducible from one seed.
     seed = None if self._seeded else self._seed
     self._seeded = True
     observation, _ = self._env.reset(seed=seed)
-    return ts.restart(_cast_to_spec(observation, self._observation_spec))
+    return _cast_to_spec(observation, self._observation_spec)
+
+  def render(self, mode: str = "rgb_array"):
+    return self._env.render()
+
+  def close(self):
+    self._env.close()
+
+
+class GymnasiumEnvironment(_GymnasiumAdapter):
+  """One gymnasium env as an (unbatched) tf-agents PyEnvironment.
+
+  Auto-reset is left to tf-agents' base class: stepping after a LAST step
+  resets and returns a FIRST step, ignoring the action.
+  """
+
+  def __init__(self, env: gym.Env, seed: Optional[int] = None):
+    super().__init__(env, env.observation_space, env.action_space, seed,
+                     handle_auto_reset=True)
+
+  def _reset(self):
+    return ts.restart(self._reset_gym())
 
   def _step(self, action):
     if isinstance(self._action_spec, array_spec.ArraySpec) and self._action_spec.shape == ():
@@ -97,14 +116,8 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
       return ts.truncation(observation, reward)
     return ts.transition(observation, reward)
 
-  def render(self, mode: str = "rgb_array"):
-    return self._env.render()
 
-  def close(self):
-    self._env.close()
-
-
-class VectorGymnasiumEnvironment(py_environment.PyEnvironment):
+class VectorGymnasiumEnvironment(_GymnasiumAdapter):
   """N gymnasium envs stepped together, as a *batched* tf-agents PyEnvironment.
 
   Built on gymnasium's vector API in NEXT_STEP autoreset mode, which matches
@@ -114,19 +127,14 @@ class VectorGymnasiumEnvironment(py_environment.PyEnvironment):
   """
 
   def __init__(self, vector_env: gym.vector.VectorEnv, seed: Optional[int] = None):
-    super().__init__(handle_auto_reset=False)  # per-env resets happen in _step
     mode = vector_env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
     if mode != gym.vector.AutoresetMode.NEXT_STEP:
       raise ValueError(f"vector env must use NEXT_STEP autoreset, got {mode}")
-    self._env = vector_env
+    # handle_auto_reset=False: the per-env resets happen in _step.
+    super().__init__(vector_env, vector_env.single_observation_space,
+                     vector_env.single_action_space, seed, handle_auto_reset=False)
     self._num_envs = vector_env.num_envs
-    self._seed = seed
-    self._seeded = False
-    self._observation_spec = spec_from_space(vector_env.single_observation_space, "observation")
-    self._action_spec = spec_from_space(vector_env.single_action_space, "action")
     self._needs_reset = np.zeros(self._num_envs, dtype=bool)
-    if seed is not None:
-      vector_env.action_space.seed(seed)
 
   @property
   def batched(self) -> bool:
@@ -136,27 +144,15 @@ class VectorGymnasiumEnvironment(py_environment.PyEnvironment):
   def batch_size(self) -> int:
     return self._num_envs
 
-  @property
-  def gym(self) -> gym.vector.VectorEnv:
-    return self._env
-
-  def observation_spec(self):
-    return self._observation_spec
-
-  def action_spec(self):
-    return self._action_spec
-
   def _reset(self):
-    seed = None if self._seeded else self._seed
-    self._seeded = True
-    observation, _ = self._env.reset(seed=seed)
+    observation = self._reset_gym()
     self._needs_reset[:] = False
     n = self._num_envs
     return ts.TimeStep(
         step_type=np.full(n, ts.StepType.FIRST, dtype=np.int32),
         reward=np.zeros(n, dtype=np.float32),
         discount=np.ones(n, dtype=np.float32),
-        observation=_cast_to_spec(observation, self._observation_spec))
+        observation=observation)
 
   def _step(self, action):
     observation, reward, terminated, truncated, _ = self._env.step(action)
@@ -170,9 +166,3 @@ class VectorGymnasiumEnvironment(py_environment.PyEnvironment):
     self._needs_reset = last & ~first
     return ts.TimeStep(step_type, reward, discount,
                        _cast_to_spec(observation, self._observation_spec))
-
-  def render(self, mode: str = "rgb_array"):
-    return self._env.render()
-
-  def close(self):
-    self._env.close()
