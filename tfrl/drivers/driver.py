@@ -26,7 +26,8 @@ class Driver:
   those of episodes cut short and discarded) and reports each collected
   episode's return and length to `on_episode(env_index, return, length)`.
 
-  Observers are called `observer(traj)`. One that also sets
+  Observers are called `observer(traj)`, and `observer.flush()`, where it
+  exists, at the end of every `run_steps` / `run_episodes`. One that also sets
   `accepts_env_mask = True` is called `observer(traj, mask)` instead, where
   `mask[i]` says whether env i's step belongs to the collection; adders use it
   to write only the episodes `run_episodes` asked for.
@@ -70,6 +71,7 @@ class Driver:
     self._active[:] = True
     for _ in range(-(-num_steps // self.num_envs)):
       self._step()
+    self._flush_observers()
 
   def run_episodes(self, num_episodes: int):
     """Resets the envs and collects `num_episodes` whole episodes.
@@ -89,6 +91,13 @@ class Driver:
       ended = self._step() == ts.StepType.LAST
       remaining -= ended & self._active
       self._active &= remaining > 0
+    self._flush_observers()
+
+  def _flush_observers(self):
+    """Writers that buffer (Reverb adders) hand over everything collected so far."""
+    for observer in self._observers:
+      if hasattr(observer, "flush"):
+        observer.flush()
 
   def _step(self) -> np.ndarray:
     """One step of all envs; returns the step types of the trajectories emitted."""

@@ -61,6 +61,8 @@ class Experiment:
                          on_episode=lambda env, ret, length: self.recent_returns.append(ret))
 
   def close(self):
+    if self.adder is not None:
+      self.adder.close()
     if self.server is not None:
       self.server.close()
     self.env.close()
