@@ -41,6 +41,7 @@ def timed(run_chunk):
 
 def main(argv):
   del argv
+  import tfrl  # first: it keeps old gym's import notice (pulled in by tf-agents) quiet
   import reverb
   import tensorflow as tf
   from tf_agents.drivers import dynamic_step_driver, py_driver
@@ -48,8 +49,6 @@ def main(argv):
   from tf_agents.policies import py_tf_eager_policy
   from tf_agents.replay_buffers import reverb_utils
   from tf_agents.specs import tensor_spec
-
-  import tfrl
 
   def make_policy(env):
     agent = tfrl.agents.reinforce(tensor_spec.from_spec(env.time_step_spec()),

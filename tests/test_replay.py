@@ -117,3 +117,20 @@ def test_embedded_server_by_default_and_external_address(counting_env_id):
   drivers.Driver(env, policy, observers=[adder]).run_episodes(2)
   assert server.client.server_info()[episodes.table_name].current_size == 2
   server.close()
+
+
+@pytest.mark.parametrize("vectorization", ["sync", "async"])
+def test_per_env_episode_metrics_across_resets(counting_env_id, vectorization):
+  env = envs.load(counting_env_id, seed=0, num_envs=3, vectorization=vectorization)
+  spec = tensor_spec.from_spec(env.time_step_spec())
+  policy = random_tf_policy.RandomTFPolicy(spec, tensor_spec.from_spec(env.action_spec()))
+  seen = {e: [] for e in range(3)}
+  driver = drivers.Driver(env, policy, on_episode=lambda e, r, n: seen[e].append((r, n)))
+  driver.run_steps(3 * 12)
+  for e, episodes in seen.items():
+    assert len(episodes) >= 2
+    for k, (episode_return, length) in enumerate(episodes):
+      expected_length, _ = expected_episode(e, k)
+      assert length == expected_length
+      assert episode_return == sum(range(1, length + 1))  # reward = step number
+  env.close()

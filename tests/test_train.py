@@ -96,3 +96,17 @@ def test_non_empty_foreign_directory_is_refused(tmp_path):
   with pytest.raises(ConfigError, match="not empty"):
     run(str(tmp_path), ["reinforce_cartpole.gin"], TINY_REINFORCE)
   assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_ppo_trains_on_whole_episodes(tmp_path):
+  root = str(tmp_path / "run")
+  run(root, ["ppo_cartpole.gin"], ["tfrl.train.train.num_iterations = 2",
+                                   "tfrl.train.train.eval_interval = 2",
+                                   "tfrl.train.train.num_eval_episodes = 1",
+                                   "tfrl.train.train.eval_num_envs = 1",
+                                   "tfrl.train.train.num_envs = 2",
+                                   "tfrl.train.train.collect_episodes_per_iteration = 2",
+                                   "tfrl.agents.ppo.num_epochs = 2"])
+  rows = progress(root)
+  assert int(rows[-1]["train_steps"]) == 2 * 2  # tf-agents counts one step per epoch
+  assert int(rows[-1]["episodes"]) == 4

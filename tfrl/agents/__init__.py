@@ -4,4 +4,5 @@ Knows nothing of Reverb or environments beyond their specs.
 """
 
 from tfrl.agents.dqn import dqn
+from tfrl.agents.ppo import ppo
 from tfrl.agents.reinforce import reinforce

@@ -126,17 +126,20 @@ class SequenceAdder:
     self._steps_in_episode[:] = 0
 
   def __call__(self, traj: trajectory_lib.Trajectory):
+    # Flat columns, flattened once per batch step: Reverb checks items against
+    # the table signature column by column, so the nest is not needed here,
+    # and per-env nest rebuilding would cost more than the write itself.
+    fields = tree.flatten(traj)
+    first = traj.step_type == ts.StepType.FIRST
     for env, writer in enumerate(self._writers):
-      step = tree.map_structure(lambda x: x[env], traj)
-      if step.step_type == ts.StepType.FIRST and self._steps_in_episode[env]:
+      if first[env] and self._steps_in_episode[env]:
         writer.end_episode(clear_buffers=True)
         self._steps_in_episode[env] = 0
-      writer.append(step)
+      writer.append([f[env] for f in fields])
       self._steps_in_episode[env] += 1
       n = self._steps_in_episode[env]
       if n >= self._length and (n - self._length) % self._stride == 0:
-        writer.create_item(self._table, 1.0,
-                           tree.map_structure(lambda c: c[-self._length:], writer.history))
+        writer.create_item(self._table, 1.0, [c[-self._length:] for c in writer.history])
 
   def flush(self):
     for writer in self._writers:

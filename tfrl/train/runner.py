@@ -136,8 +136,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   driver.episodes = int(counters["episodes"])
   summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
 
-  # Episode lengths vary; reduce_retracing keeps one graph for all of them.
-  train_fn = common.function(agent.train, reduce_retracing=True)
+  train_fn = _compiled_train(agent, exp.replay.on_policy)
   dataset_iter = None
   if not exp.replay.on_policy:
     dataset_iter = iter(exp.replay.dataset(exp.server.address, batch_size))
@@ -194,6 +193,19 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   if last_row is None:
     last_row = {r: v for r, v in (progress.rows() or [{}])[-1].items()}
   return last_row
+
+
+def _compiled_train(agent, on_policy: bool):
+  """agent.train as a tf.function traced once.
+
+  On-policy experience is [1, sum of episode lengths, ...]: the signature
+  leaves the time axis open, or every new length would trace the whole
+  train graph again (seconds each for PPO).
+  """
+  if not on_policy:
+    return common.function(agent.train)
+  spec = tensor_spec.add_outer_dim(tensor_spec.add_outer_dim(agent.collect_data_spec, None), 1)
+  return common.function(lambda experience: agent.train(experience), input_signature=[spec])
 
 
 def _short(value) -> str:
