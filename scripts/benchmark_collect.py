@@ -115,7 +115,7 @@ def main(argv):
     env = tfrl.envs.load(FLAGS.env_id, seed=0, num_envs=n)
     policy = make_policy(env)
     replay = tfrl.replay.EpisodeReplay(capacity=1_000_000)
-    server = tfrl.replay.ReplayServer(replay.tables(policy.trajectory_spec))
+    server = tfrl.replay.ReplayServer(replay.tables(policy.trajectory_spec, n))
     adder = replay.adder(server.client, n)
     driver_c = tfrl.drivers.Driver(env, policy, observers=[adder])
     steps_per_chunk = max(500, 2 * n)

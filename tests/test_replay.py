@@ -16,7 +16,7 @@ def make(env_id, num_envs, replay_component, **load_kwargs):
   time_step_spec = tensor_spec.from_spec(env.time_step_spec())
   action_spec = tensor_spec.from_spec(env.action_spec())
   policy = random_tf_policy.RandomTFPolicy(time_step_spec, action_spec)
-  server = replay.ReplayServer(replay_component.tables(policy.trajectory_spec))
+  server = replay.ReplayServer(replay_component.tables(policy.trajectory_spec, num_envs))
   return env, policy, server
 
 
@@ -69,28 +69,45 @@ def test_experience_concatenates_episodes_for_agent_train(counting_env_id):
   server.close()
 
 
-def test_transitions_never_cross_episode_boundaries(counting_env_id):
-  transitions = replay.TransitionReplay(capacity=1000, min_size=1)
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_transitions_never_cross_episode_boundaries(counting_env_id, prioritized):
+  transitions = replay.TransitionReplay(capacity=1000, min_size=1, prioritized=prioritized)
   env, policy, server = make(counting_env_id, 3, transitions, max_episode_steps=3)
   adder = transitions.adder(server.client, 3)
   driver = drivers.Driver(env, policy, observers=[adder])
   driver.run_steps(3 * 20)
-  adder.flush()
-  size = server.client.server_info()[transitions.table_name].current_size
-  # Per env: an episode of L steps is L+1 trajectories -> L pairs; 20 steps per env.
-  assert 40 <= size <= 60
-  batch, info = next(iter(transitions.dataset(server.address, batch_size=size)))
+  items = server.client.server_info()[transitions.table_name].current_size
+  # uniform: one item per batch step holding all 3 envs; prioritized: one per env window
+  assert items == 19 if not prioritized else 30 <= items <= 57
+  batch, info = next(iter(transitions.dataset(server.address, batch_size=64)))
   obs = batch.observation.numpy()
-  assert obs.shape == (size, 2, 3)
+  assert obs.shape == (64, 2, 3)
+  assert info.key.shape == (64,)
   np.testing.assert_array_equal(obs[:, 0, 0], obs[:, 1, 0])  # same env
   np.testing.assert_array_equal(obs[:, 0, 1], obs[:, 1, 1])  # same episode
   np.testing.assert_array_equal(obs[:, 1, 2], obs[:, 0, 2] + 1)  # consecutive steps
+  assert set(obs[:, 0, 0].astype(int)) == {0, 1, 2}
   # the step into a truncated LAST keeps discount 1, into a terminated one 0
   last = batch.next_step_type.numpy()[:, 0] == ts.StepType.LAST
   assert last.any()
   discounts = batch.discount.numpy()[last, 0]
   lengths = 2 + (obs[last, 0, 0] + obs[last, 0, 1]) % 3
   np.testing.assert_array_equal(discounts, np.where(lengths <= 3, 0.0, 1.0))
+  adder.close()
+  server.close()
+
+
+def test_reset_starts_new_windows(counting_env_id):
+  transitions = replay.TransitionReplay(capacity=1000, min_size=1)
+  env, policy, server = make(counting_env_id, 2, transitions)
+  adder = transitions.adder(server.client, 2)
+  driver = drivers.Driver(env, policy, observers=[adder])
+  driver.run_steps(2 * 3)
+  driver.reset()
+  driver.run_steps(2 * 3)
+  # 3 steps give 2 windows; the reset in between adds none spanning it
+  assert server.client.server_info()[transitions.table_name].current_size == 4
+  adder.close()
   server.close()
 
 

@@ -18,7 +18,7 @@ import tree
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import trajectory as trajectory_lib
 
-from tfrl.replay.adders import EpisodeAdder, SequenceAdder
+from tfrl.replay.adders import BatchSequenceAdder, EpisodeAdder, SequenceAdder, valid_sequences
 
 
 @gin.configurable(module="tfrl.replay")
@@ -32,7 +32,8 @@ class EpisodeReplay:
     self.table_name = table_name
     self._data_spec = None
 
-  def tables(self, data_spec) -> List[reverb.Table]:
+  def tables(self, data_spec, num_envs: int = 1) -> List[reverb.Table]:
+    del num_envs  # one item per episode, whichever env it came from
     self._data_spec = data_spec
     # Each item holds one episode; its tensors gain a leading time axis of any length.
     signature = tensor_spec.add_outer_dim(data_spec, None)
@@ -68,7 +69,13 @@ class EpisodeReplay:
 
 @gin.configurable(module="tfrl.replay")
 class TransitionReplay:
-  """Off-policy replay: fixed-length sequences (transitions by default)."""
+  """Off-policy replay: fixed-length sequences (transitions by default).
+
+  Uniform replay stores one item per batch step holding every env's window
+  (`BatchSequenceAdder`, fast); prioritized replay stores one item per env
+  window (`SequenceAdder`) so each transition has its own priority.
+  `capacity` and `min_size` count sequences either way.
+  """
 
   on_policy = False
 
@@ -85,28 +92,48 @@ class TransitionReplay:
     self.prioritized = prioritized
     self.priority_exponent = priority_exponent
     self.table_name = table_name
+    self._envs_per_item = 1
 
-  def tables(self, data_spec) -> List[reverb.Table]:
+  def tables(self, data_spec, num_envs: int = 1) -> List[reverb.Table]:
+    spec = data_spec
+    if not self.prioritized:
+      self._envs_per_item = num_envs
+      spec = tensor_spec.add_outer_dim(data_spec, num_envs)
     sampler = (reverb.selectors.Prioritized(self.priority_exponent) if self.prioritized
                else reverb.selectors.Uniform())
+    per_item = self._envs_per_item
     return [reverb.Table(
         name=self.table_name,
         sampler=sampler,
         remover=reverb.selectors.Fifo(),
-        max_size=self.capacity,
-        rate_limiter=reverb.rate_limiters.MinSize(self.min_size),
-        signature=tensor_spec.add_outer_dim(data_spec, self.sequence_length))]
+        max_size=-(-self.capacity // per_item),
+        rate_limiter=reverb.rate_limiters.MinSize(max(1, -(-self.min_size // per_item))),
+        signature=tensor_spec.add_outer_dim(spec, self.sequence_length))]
 
-  def adder(self, client: reverb.Client, num_envs: int, on_episode=None) -> SequenceAdder:
+  def adder(self, client: reverb.Client, num_envs: int, on_episode=None):
     del on_episode  # transitions need no episode bookkeeping
-    return SequenceAdder(client, self.table_name, num_envs, self.sequence_length)
+    if self.prioritized:
+      return SequenceAdder(client, self.table_name, num_envs, self.sequence_length)
+    if num_envs != self._envs_per_item:
+      raise ValueError(f"tables() was built for {self._envs_per_item} envs, not {num_envs}")
+    return BatchSequenceAdder(client, self.table_name, self.sequence_length)
 
   def dataset(self, address: str, batch_size: int) -> tf.data.Dataset:
     """Batches of (Trajectory [B, L, ...], reverb.SampleInfo) sampled from the table."""
     ds = reverb.TrajectoryDataset.from_table_signature(
         server_address=address, table=self.table_name,
-        max_in_flight_samples_per_worker=2 * batch_size)
-    ds = ds.map(lambda sample: (sample.data, sample.info))
+        max_in_flight_samples_per_worker=max(2, 2 * batch_size // self._envs_per_item))
+    if self.prioritized:
+      ds = ds.map(lambda sample: (sample.data, sample.info))
+    else:
+      n = self._envs_per_item
+      # [L, envs, ...] items -> one element per env window, invalid ones dropped,
+      # shuffled across a few items so a batch is not one time step of every env.
+      ds = ds.map(lambda sample: (
+          tf.nest.map_structure(lambda x: tf.experimental.numpy.swapaxes(x, 0, 1), sample.data),
+          tf.nest.map_structure(lambda x: tf.fill([n], x), sample.info)))
+      ds = ds.unbatch().filter(lambda traj, info: valid_sequences(traj))
+      ds = ds.shuffle(4 * batch_size)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
   def update_priorities(self, client: reverb.Client, keys, priorities):

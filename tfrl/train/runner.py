@@ -54,7 +54,7 @@ class Experiment:
     self.server = self.adder = self.driver = None
 
   def start(self):
-    tables = self.replay.tables(self.agent.collect_data_spec)
+    tables = self.replay.tables(self.agent.collect_data_spec, self.num_envs)
     self.server = ReplayServer(tables, address=self.replay_server_address)
     self.adder = self.replay.adder(self.server.client, self.num_envs)
     self.driver = Driver(self.env, self.agent.collect_policy, observers=[self.adder],
