@@ -10,7 +10,8 @@ factory) and all write every transition into a Reverb table:
       tf-agents' ReverbAddEpisodeObserver (the tutorial's setup);
   (b) tf-agents DynamicStepDriver inside tf.function over a TFPyEnvironment,
       each step's trajectory inserted in-graph with reverb.TFClient;
-  (c) tfrl's Driver with an EpisodeAdder at each --num_envs.
+  (c) tfrl's Driver at each --num_envs, writing whole episodes
+      (EpisodeReplay) and, separately, 2-step transitions (TransitionReplay).
 Prints one row per configuration: median steps/s over --repeats and the ratio
 to (a).
 """
@@ -28,6 +29,7 @@ flags.DEFINE_float("seconds", 5.0, "Minimum measuring time per repeat.")
 flags.DEFINE_integer("repeats", 3, "Repeats per configuration (median reported).")
 flags.DEFINE_list("num_envs", ["1", "8", "64", "256"], "tfrl batch sizes.")
 flags.DEFINE_string("env_id", "CartPole-v1", "Environment.")
+flags.DEFINE_list("replays", ["episodes", "transitions"], "tfrl replay kinds to measure.")
 
 
 def timed(run_chunk):
@@ -110,25 +112,30 @@ def main(argv):
   report("(b) tf-agents DynamicStepDriver in tf.function", [timed(chunk_b) for _ in range(FLAGS.repeats)])
   server.close()
 
-  # (c) tfrl Driver, batched envs, EpisodeAdder.
-  for n in map(int, FLAGS.num_envs):
-    env = tfrl.envs.load(FLAGS.env_id, seed=0, num_envs=n)
-    policy = make_policy(env)
-    replay = tfrl.replay.EpisodeReplay(capacity=1_000_000)
-    server = tfrl.replay.ReplayServer(replay.tables(policy.trajectory_spec, n))
-    adder = replay.adder(server.client, n)
-    driver_c = tfrl.drivers.Driver(env, policy, observers=[adder])
-    steps_per_chunk = max(500, 2 * n)
+  # (c) tfrl Driver, batched envs: whole episodes (on-policy) and 2-step
+  # transitions (off-policy), each into its own table.
+  replays = {"episodes": lambda: tfrl.replay.EpisodeReplay(capacity=1_000_000),
+             "transitions": lambda: tfrl.replay.TransitionReplay(capacity=1_000_000, min_size=1)}
+  for kind in FLAGS.replays:
+    for n in map(int, FLAGS.num_envs):
+      env = tfrl.envs.load(FLAGS.env_id, seed=0, num_envs=n)
+      policy = make_policy(env)
+      replay = replays[kind]()
+      server = tfrl.replay.ReplayServer(replay.tables(policy.trajectory_spec, n))
+      adder = replay.adder(server.client, n)
+      driver_c = tfrl.drivers.Driver(env, policy, observers=[adder])
+      steps_per_chunk = max(500, 2 * n)
 
-    def chunk_c():
-      before = driver_c.env_steps
-      driver_c.run_steps(steps_per_chunk)
-      return driver_c.env_steps - before
+      def chunk_c():
+        before = driver_c.env_steps
+        driver_c.run_steps(steps_per_chunk)
+        return driver_c.env_steps - before
 
-    report(f"(c) tfrl Driver, num_envs={n}", [timed(chunk_c) for _ in range(FLAGS.repeats)])
-    adder.close()
-    server.close()
-    env.close()
+      report(f"(c) tfrl Driver, {kind}, num_envs={n}",
+             [timed(chunk_c) for _ in range(FLAGS.repeats)])
+      adder.close()
+      server.close()
+      env.close()
 
 
 if __name__ == "__main__":
