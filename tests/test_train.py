@@ -110,3 +110,12 @@ def test_ppo_trains_on_whole_episodes(tmp_path):
   rows = progress(root)
   assert int(rows[-1]["train_steps"]) == 2 * 2  # tf-agents counts one step per epoch
   assert int(rows[-1]["episodes"]) == 4
+
+
+def test_killed_before_first_checkpoint_restarts_without_duplicate_rows(tmp_path):
+  root = tmp_path / "run"
+  run(str(root), ["reinforce_cartpole.gin"], TINY_REINFORCE)
+  for f in (root / "checkpoints").iterdir():
+    f.unlink()  # as if killed after writing progress rows but before any checkpoint
+  run(str(root), ["reinforce_cartpole.gin"], TINY_REINFORCE)
+  assert [int(r["iteration"]) for r in progress(str(root))] == [0, 2, 4]

@@ -131,7 +131,8 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
     # (deferred); expect_partial only keeps TF from warning about them meanwhile.
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
     log(f"resumed from {manager.latest_checkpoint} at iteration {int(counters['iteration'])}")
-  progress.truncate_after(int(counters["iteration"]))
+  # Rows newer than the checkpoint are redone; with no checkpoint, all are.
+  progress.truncate_after(int(counters["iteration"]) if manager.latest_checkpoint else -1)
   driver.env_steps = int(counters["env_steps"])
   driver.episodes = int(counters["episodes"])
   summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
