@@ -5,7 +5,7 @@ Both take the batched `Trajectory` of numpy arrays the driver emits each step
 episodes and sequences never mix envs or cross an episode boundary.
 """
 
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import reverb
@@ -33,12 +33,9 @@ class EpisodeAdder:
   accepts_env_mask = True
 
   def __init__(self, client: reverb.Client, table_name: str, num_envs: int,
-               on_episode: Optional[Callable[[int, int], None]] = None,
                initial_capacity: int = 1024):
     self._writer = client.writer(max_sequence_length=1)
     self._table = table_name
-    self._num_envs = num_envs
-    self._on_episode = on_episode
     self._capacity = initial_capacity
     self._buffers: Optional[List[np.ndarray]] = None
     self._treedef = None
@@ -75,8 +72,6 @@ class EpisodeAdder:
       self._writer.create_item(self._table, 1, 1.0)
       self._start[env] = -1
       self.episodes_written += 1
-      if self._on_episode is not None:
-        self._on_episode(int(env), t + 1 - int(start))
 
   def flush(self):
     """Blocks until every episode written so far is in the table."""
@@ -159,7 +154,7 @@ class BatchSequenceAdder:
   written at 64 envs, against ~6k for per-env writers), at the price of
   per-item rather than per-transition priorities — so prioritized replay
   keeps `SequenceAdder`. Windows that cross an episode boundary in some env
-  are written too; the reader drops them (`valid_sequences`).
+  are written too; the reader drops them (`replays.valid_sequences`).
   """
 
   def __init__(self, client: reverb.Client, table_name: str, sequence_length: int = 2):
@@ -185,12 +180,3 @@ class BatchSequenceAdder:
   def close(self):
     self._writer.close()
 
-
-def valid_sequences(traj: trajectory_lib.Trajectory):
-  """True where a [L, ...] sequence stays inside one episode.
-
-  A sequence may end on an episode's closing boundary step (it carries the
-  final observation) but must not step from a boundary into the next episode.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf.reduce_all(tf.not_equal(traj.step_type[:-1], ts.StepType.LAST))

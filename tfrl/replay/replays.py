@@ -16,9 +16,10 @@ import reverb
 import tensorflow as tf
 import tree
 from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory as trajectory_lib
 
-from tfrl.replay.adders import BatchSequenceAdder, EpisodeAdder, SequenceAdder, valid_sequences
+from tfrl.replay.adders import BatchSequenceAdder, EpisodeAdder, SequenceAdder
 
 
 @gin.configurable(module="tfrl.replay")
@@ -46,8 +47,8 @@ class EpisodeReplay:
         rate_limiter=reverb.rate_limiters.MinSize(1),
         signature=signature)]
 
-  def adder(self, client: reverb.Client, num_envs: int, on_episode=None) -> EpisodeAdder:
-    return EpisodeAdder(client, self.table_name, num_envs, on_episode=on_episode)
+  def adder(self, client: reverb.Client, num_envs: int) -> EpisodeAdder:
+    return EpisodeAdder(client, self.table_name, num_envs)
 
   def read_episodes(self, client: reverb.Client, num_episodes: int) -> List[trajectory_lib.Trajectory]:
     """Takes the oldest `num_episodes` episodes out of the table, as numpy."""
@@ -65,6 +66,15 @@ class EpisodeReplay:
     episodes = self.read_episodes(client, num_episodes)
     return tree.map_structure(lambda *xs: tf.convert_to_tensor(np.concatenate(xs)[None]),
                               *episodes)
+
+
+def valid_sequences(traj: trajectory_lib.Trajectory) -> tf.Tensor:
+  """True where a [L, ...] sequence stays inside one episode.
+
+  A sequence may end on an episode's closing boundary step (it carries the
+  final observation) but must not step from a boundary into the next episode.
+  """
+  return tf.reduce_all(tf.not_equal(traj.step_type[:-1], ts.StepType.LAST))
 
 
 @gin.configurable(module="tfrl.replay")
@@ -110,8 +120,7 @@ class TransitionReplay:
         rate_limiter=reverb.rate_limiters.MinSize(max(1, -(-self.min_size // per_item))),
         signature=tensor_spec.add_outer_dim(spec, self.sequence_length))]
 
-  def adder(self, client: reverb.Client, num_envs: int, on_episode=None):
-    del on_episode  # transitions need no episode bookkeeping
+  def adder(self, client: reverb.Client, num_envs: int):
     if self.prioritized:
       return SequenceAdder(client, self.table_name, num_envs, self.sequence_length)
     if num_envs != self._envs_per_item:
