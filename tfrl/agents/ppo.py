@@ -1,12 +1,77 @@
-"""PPO-clip (Schulman et al., 2017): tf-agents' PPOClipAgent, configured by gin."""
+"""PPO-clip (Schulman et al., 2017) with early stopping on a target KL, as
+Spinning Up describes it:
+
+    ratio   = pi(a|s) / pi_old(a|s)
+    loss_pi = -mean(min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A))
+
+Gradient steps on the batch run for up to `num_epochs` passes of
+`num_minibatches` minibatches each (1 minibatch = Spinning Up's full-batch
+steps), stopping as soon as the approximate KL(old || new) exceeds
+1.5 * `target_kl`. The value function is fitted separately afterwards.
+
+Not tf-agents' PPOClipAgent: it has no KL early stopping, and its GAE reads
+the discount of the step after an episode's boundary, so a truncated
+episode's last advantage took in the next episode's values.
+"""
 
 from typing import Optional, Sequence
 
 import gin
 import tensorflow as tf
-from tf_agents.agents.ppo import ppo_clip_agent
 
+from tfrl.agents.policy_gradient import PolicyGradientAgent
 from tfrl.networks import actor_network, adam, value_network
+
+
+class PpoAgent(PolicyGradientAgent):
+
+  def __init__(self, time_step_spec, action_spec, actor_net, value_net, policy_optimizer,
+               value_optimizer, clip_ratio: float = 0.2, target_kl: Optional[float] = 0.01,
+               num_epochs: int = 80, num_minibatches: int = 1, entropy_coef: float = 0.0,
+               **kwargs):
+    super().__init__(time_step_spec, action_spec, actor_net, value_net, value_optimizer,
+                     name="PpoAgent", **kwargs)
+    self._policy_optimizer = policy_optimizer
+    policy_optimizer.build(actor_net.trainable_variables)
+    self._clip_ratio = clip_ratio
+    self._max_kl = 1.5 * target_kl if target_kl else float("inf")
+    self._num_epochs = num_epochs
+    self._num_minibatches = num_minibatches
+    self._entropy_coef = entropy_coef
+
+  def _losses(self, part):
+    distribution = self._distribution(part["observation"])
+    log_prob = distribution.log_prob(part["action"])
+    ratio = tf.exp(log_prob - part["log_prob"])
+    clipped = tf.clip_by_value(ratio, 1.0 - self._clip_ratio, 1.0 + self._clip_ratio)
+    entropy = tf.reduce_mean(distribution.entropy())
+    loss = (-tf.reduce_mean(tf.minimum(ratio * part["advantage"], clipped * part["advantage"]))
+            - self._entropy_coef * entropy)
+    approx_kl = tf.reduce_mean(part["log_prob"] - log_prob)
+    clip_fraction = tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > self._clip_ratio, tf.float32))
+    return loss, dict(policy_loss=loss, approx_kl=approx_kl, entropy=entropy,
+                      clip_fraction=clip_fraction)
+
+  def _update_policy(self, batch):
+    variables = self._actor_net.trainable_variables
+    _, info = self._losses(batch)   # before any step: the reported figures' baseline
+    steps = tf.constant(0)
+    stop = tf.constant(False)
+    for _ in tf.range(self._num_epochs):
+      minibatch = self._minibatches(batch, self._num_minibatches)
+      for i in tf.range(self._num_minibatches):
+        with tf.GradientTape() as tape:
+          loss, info = self._losses(minibatch(i))
+        # Spinning Up's early stopping: the policy moved far enough from
+        # the one that collected the data.
+        if info["approx_kl"] > self._max_kl:
+          stop = tf.constant(True)
+          break
+        self._policy_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        steps += 1
+      if stop:
+        break
+    return dict(info, policy_steps=steps)
 
 
 @gin.configurable(module="tfrl.agents")
@@ -14,39 +79,35 @@ def ppo(time_step_spec,
         action_spec,
         actor_fc_layer_params: Sequence[int] = (64, 64),
         value_fc_layer_params: Sequence[int] = (64, 64),
-        learning_rate: float = 3e-4,
+        activation: str = "tanh",
+        policy_learning_rate: float = 3e-4,
+        value_learning_rate: float = 1e-3,
         learning_rate_decay_steps: Optional[int] = None,
         clip_ratio: float = 0.2,
-        num_epochs: int = 10,
+        target_kl: Optional[float] = 0.01,
+        num_epochs: int = 80,
+        num_minibatches: int = 1,
+        value_epochs: int = 80,
+        value_minibatches: int = 1,
         gamma: float = 0.99,
         gae_lambda: float = 0.97,
-        entropy_regularization: float = 0.0,
-        value_pred_loss_coef: float = 0.5,
-        normalize_observations: bool = True,
-        normalize_rewards: bool = False,
-        gradient_clipping: Optional[float] = 0.5):
-  """Clipped-surrogate policy optimisation with GAE-lambda advantages.
-
-  Each `train` call runs `num_epochs` full-batch gradient steps on the
-  collected episodes, policy and value function sharing one Adam optimizer.
-  """
-  agent = ppo_clip_agent.PPOClipAgent(
-      time_step_spec,
-      action_spec,
-      optimizer=adam(learning_rate, learning_rate_decay_steps),
-      actor_net=actor_network(time_step_spec.observation, action_spec, actor_fc_layer_params),
-      value_net=value_network(time_step_spec.observation, value_fc_layer_params),
-      importance_ratio_clipping=clip_ratio,
-      lambda_value=gae_lambda,
-      discount_factor=gamma,
-      entropy_regularization=entropy_regularization,
-      value_pred_loss_coef=value_pred_loss_coef,
-      num_epochs=num_epochs,
-      use_gae=True,
-      use_td_lambda_return=True,
-      normalize_rewards=normalize_rewards,
-      normalize_observations=normalize_observations,
-      gradient_clipping=gradient_clipping,
-      train_step_counter=tf.Variable(0, dtype=tf.int64, name="train_step"))
-  agent.initialize()
-  return agent
+        entropy_coef: float = 0.0,
+        init_action_stddev: Optional[float] = None):
+  """Spinning Up's defaults: clip 0.2, target_kl 0.01, 80 full-batch policy
+  steps at 3e-4 and 80 value steps at 1e-3, gamma 0.99, lambda 0.97, 64-64
+  tanh networks. `target_kl=None` turns early stopping off;
+  `learning_rate_decay_steps=N` decays both rates linearly to zero over N
+  train steps (agent.train calls)."""
+  decay = learning_rate_decay_steps
+  train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
+  return PpoAgent(
+      time_step_spec, action_spec,
+      actor_net=actor_network(time_step_spec.observation, action_spec, actor_fc_layer_params,
+                              activation, init_action_stddev),
+      value_net=value_network(time_step_spec.observation, value_fc_layer_params, activation),
+      policy_optimizer=adam(policy_learning_rate, decay, train_step),
+      value_optimizer=adam(value_learning_rate, decay, train_step),
+      clip_ratio=clip_ratio, target_kl=target_kl, num_epochs=num_epochs,
+      num_minibatches=num_minibatches, entropy_coef=entropy_coef, gamma=gamma,
+      gae_lambda=gae_lambda, value_epochs=value_epochs, value_minibatches=value_minibatches,
+      train_step=train_step)

@@ -53,6 +53,11 @@ class Driver:
     self.episodes = 0
     self._action_fn = _compiled_action_fn(policy, self.num_envs)
 
+  def use_policy(self, policy: tf_policy.TFPolicy):
+    """Acts with `policy` from now on (e.g. uniform random for initial collection)."""
+    self._policy = policy
+    self._action_fn = _compiled_action_fn(policy, self.num_envs)
+
   def reset(self):
     """Resets every env; partial episodes are abandoned."""
     time_step = self._env.reset()

@@ -1,27 +1,60 @@
 """Networks shared by the agents (tf-agents' own, with tfrl's defaults)."""
 
+import functools
+import math
 from typing import Optional, Sequence
 
 import tensorflow as tf
 
 from tf_agents.networks import actor_distribution_network
+from tf_agents.networks import normal_projection_network
 from tf_agents.networks import value_network as value_network_lib
 
 
-def actor_network(observation_spec, action_spec, fc_layer_params: Sequence[int]):
-  """A policy network emitting a categorical (discrete) or normal (continuous) distribution."""
+def actor_network(observation_spec, action_spec, fc_layer_params: Sequence[int],
+                  activation: str = "relu", init_action_stddev: Optional[float] = None):
+  """A policy network emitting a categorical (discrete) or normal (continuous) distribution.
+
+  Continuous actions get a state-independent standard deviation (a learned
+  vector, as in Spinning Up), starting at `init_action_stddev` (default
+  softplus(0) = 0.69), and a mean squashed into the action bounds.
+  """
+  std_bias = 0.0 if init_action_stddev is None else math.log(math.expm1(init_action_stddev))
   return actor_distribution_network.ActorDistributionNetwork(
-      observation_spec, action_spec, fc_layer_params=tuple(fc_layer_params))
+      observation_spec, action_spec, fc_layer_params=tuple(fc_layer_params),
+      activation_fn=tf.keras.activations.get(activation),
+      continuous_projection_net=functools.partial(
+          normal_projection_network.NormalProjectionNetwork,
+          std_bias_initializer_value=std_bias))
 
 
-def value_network(observation_spec, fc_layer_params: Sequence[int]):
+def value_network(observation_spec, fc_layer_params: Sequence[int], activation: str = "relu"):
   """A state-value network V(s)."""
-  return value_network_lib.ValueNetwork(observation_spec, fc_layer_params=tuple(fc_layer_params))
+  return value_network_lib.ValueNetwork(observation_spec, fc_layer_params=tuple(fc_layer_params),
+                                        activation_fn=tf.keras.activations.get(activation))
 
 
-def adam(learning_rate: float, decay_steps: Optional[int] = None) -> tf.keras.optimizers.Optimizer:
-  """Adam, optionally with the learning rate decaying linearly to 0 over `decay_steps` updates."""
+class LinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+  """`initial` falling linearly to 0 as `step` (a counter variable, or the
+  optimizer's own update count when None) goes from 0 to `decay_steps`."""
+
+  def __init__(self, initial: float, decay_steps: int, step: Optional[tf.Variable] = None):
+    self.initial, self.decay_steps, self.step = initial, decay_steps, step
+
+  def __call__(self, optimizer_iterations):
+    step = optimizer_iterations if self.step is None else self.step
+    fraction = tf.cast(step, tf.float32) / float(self.decay_steps)
+    return self.initial * tf.maximum(0.0, 1.0 - fraction)
+
+  def get_config(self):
+    return dict(initial=self.initial, decay_steps=self.decay_steps)
+
+
+def adam(learning_rate: float, decay_steps: Optional[int] = None,
+         step: Optional[tf.Variable] = None) -> tf.keras.optimizers.Optimizer:
+  """Adam, optionally with the learning rate decaying linearly to 0 over
+  `decay_steps` counts of `step` (default: of the optimizer's own updates).
+  Agents whose train step makes many updates pass their train-step counter."""
   if decay_steps:
-    learning_rate = tf.keras.optimizers.schedules.PolynomialDecay(
-        learning_rate, decay_steps, end_learning_rate=0.0, power=1.0)
+    learning_rate = LinearDecay(learning_rate, decay_steps, step)
   return tf.keras.optimizers.Adam(learning_rate=learning_rate)

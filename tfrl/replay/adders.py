@@ -5,7 +5,7 @@ Both take the batched `Trajectory` of numpy arrays the driver emits each step
 episodes and sequences never mix envs or cross an episode boundary.
 """
 
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import reverb
@@ -104,10 +104,14 @@ class SequenceAdder:
   With `sequence_length=2, stride=1` every item is one transition (s, a, r, s')
   as tf-agents' off-policy agents (DQN, DDPG, TD3, SAC) expect. Sequences never
   span an episode boundary: the window restarts at every FIRST step.
+  New items get priority `priority_fn()` (default 1): prioritized replay
+  passes the largest priority seen so every new item is sampled soon.
   """
 
   def __init__(self, client: reverb.Client, table_name: str, num_envs: int,
-               sequence_length: int = 2, stride: int = 1):
+               sequence_length: int = 2, stride: int = 1,
+               priority_fn: Callable[[], float] = lambda: 1.0):
+    self._priority_fn = priority_fn
     self._table = table_name
     self._length = sequence_length
     self._stride = stride
@@ -134,7 +138,7 @@ class SequenceAdder:
       self._steps_in_episode[env] += 1
       n = self._steps_in_episode[env]
       if n >= self._length and (n - self._length) % self._stride == 0:
-        writer.create_item(self._table, 1.0, [c[-self._length:] for c in writer.history])
+        writer.create_item(self._table, self._priority_fn(), [c[-self._length:] for c in writer.history])
 
   def flush(self):
     for writer in self._writers:

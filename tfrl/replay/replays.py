@@ -95,12 +95,15 @@ class TransitionReplay:
                min_size: int = 1000,
                prioritized: bool = False,
                priority_exponent: float = 0.6,
+               importance_exponent: float = 0.4,
                table_name: str = "transitions"):
     self.capacity = capacity
     self.sequence_length = sequence_length
     self.min_size = min_size
     self.prioritized = prioritized
     self.priority_exponent = priority_exponent
+    self.importance_exponent = importance_exponent
+    self.max_priority = 1.0
     self.table_name = table_name
     self._envs_per_item = 1
 
@@ -122,7 +125,8 @@ class TransitionReplay:
 
   def adder(self, client: reverb.Client, num_envs: int):
     if self.prioritized:
-      return SequenceAdder(client, self.table_name, num_envs, self.sequence_length)
+      return SequenceAdder(client, self.table_name, num_envs, self.sequence_length,
+                           priority_fn=lambda: self.max_priority)
     if num_envs != self._envs_per_item:
       raise ValueError(f"tables() was built for {self._envs_per_item} envs, not {num_envs}")
     return BatchSequenceAdder(client, self.table_name, self.sequence_length)
@@ -145,6 +149,15 @@ class TransitionReplay:
       ds = ds.shuffle(4 * batch_size)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
-  def update_priorities(self, client: reverb.Client, keys, priorities):
+  def importance_weights(self, info: reverb.SampleInfo) -> tf.Tensor:
+    """Prioritized sampling's bias correction, (N * P(i))^-beta scaled to max 1."""
+    scaled = tf.cast(info.table_size, tf.float32) * tf.cast(info.probability, tf.float32)
+    weights = scaled ** -self.importance_exponent
+    return weights / tf.reduce_max(weights)
+
+  def update_priorities(self, client: reverb.Client, keys, td_errors):
+    """Sets sampled items' priorities to |TD error| (Reverb applies the exponent)."""
+    priorities = np.abs(np.asarray(td_errors, dtype=np.float64)) + 1e-6
+    self.max_priority = max(self.max_priority, float(priorities.max()))
     client.mutate_priorities(self.table_name, updates=dict(zip(np.asarray(keys).tolist(),
-                                                              np.asarray(priorities).tolist())))
+                                                              priorities.tolist())))

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import gin
 import numpy as np
 import tensorflow as tf
-from tf_agents.policies import greedy_policy
+from tf_agents.policies import greedy_policy, random_tf_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
 
@@ -80,6 +80,7 @@ def train(root_dir: str,
           collect_episodes_per_iteration: int = 2,
           collect_steps_per_iteration: int = 1,
           initial_collect_steps: int = 1000,
+          random_initial_collect: bool = True,
           train_steps_per_iteration: int = 1,
           batch_size: int = 64,
           eval_interval: int = 50,
@@ -91,7 +92,8 @@ def train(root_dir: str,
   """Trains an agent; resumes if `root_dir` holds a checkpoint of the same config.
 
   On-policy agents use `collect_episodes_per_iteration`; off-policy agents
-  use `initial_collect_steps`, `collect_steps_per_iteration`,
+  use `initial_collect_steps` (uniform random actions unless
+  `random_initial_collect=False`), `collect_steps_per_iteration`,
   `train_steps_per_iteration` and `batch_size`. Returns the last evaluation's
   figures (the final row of progress.csv).
   """
@@ -102,15 +104,15 @@ def train(root_dir: str,
                    eval_num_envs, replay_server_address)
   try:
     return _run(exp, root_dir, num_iterations, collect_episodes_per_iteration,
-                collect_steps_per_iteration, initial_collect_steps, train_steps_per_iteration,
-                batch_size, eval_interval, checkpoint_interval, log)
+                collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
+                train_steps_per_iteration, batch_size, eval_interval, checkpoint_interval, log)
   finally:
     exp.close()
 
 
 def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iteration,
-         collect_steps_per_iteration, initial_collect_steps, train_steps_per_iteration,
-         batch_size, eval_interval, checkpoint_interval, log):
+         collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
+         train_steps_per_iteration, batch_size, eval_interval, checkpoint_interval, log):
   config = gin.operative_config_str()
   resuming = check_run_dir(root_dir, config)
   os.makedirs(root_dir, exist_ok=True)
@@ -137,12 +139,17 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   driver.episodes = int(counters["episodes"])
   summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
 
-  train_fn = _compiled_train(agent, exp.replay.on_policy)
-  dataset_iter = None
-  if not exp.replay.on_policy:
-    dataset_iter = iter(exp.replay.dataset(exp.server.address, batch_size))
+  if exp.replay.on_policy:
+    train_on_episodes = _compiled_on_policy_train(agent)
+  else:
+    train_on_samples = _off_policy_train_fn(agent, exp.replay, exp.server,
+                                            batch_size, train_steps_per_iteration)
     if driver.env_steps < initial_collect_steps:
+      if random_initial_collect:
+        driver.use_policy(random_tf_policy.RandomTFPolicy(
+            agent.time_step_spec, agent.action_spec, info_spec=agent.collect_policy.info_spec))
       driver.run_steps(initial_collect_steps - driver.env_steps)
+      driver.use_policy(agent.collect_policy)
 
   start_wall = time.time() - float(wall.numpy())
   loss = float("nan")
@@ -172,12 +179,10 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       driver.run_episodes(collect_episodes_per_iteration)
       experience = exp.replay.experience(exp.server.client,
                                          exp.adder.episodes_written - written_before)
-      loss = float(train_fn(experience).loss)
+      loss = float(train_on_episodes(experience).loss)
     else:
       driver.run_steps(collect_steps_per_iteration)
-      for _ in range(train_steps_per_iteration):
-        experience, _ = next(dataset_iter)
-        loss = float(train_fn(experience).loss)
+      loss = float(train_on_samples())
     if not math.isfinite(loss):
       raise FloatingPointError(f"non-finite loss {loss} at iteration {iteration}; "
                                f"last good checkpoint: {manager.latest_checkpoint}")
@@ -196,17 +201,50 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   return last_row
 
 
-def _compiled_train(agent, on_policy: bool):
+def _compiled_on_policy_train(agent):
   """agent.train as a tf.function traced once.
 
   On-policy experience is [1, sum of episode lengths, ...]: the signature
   leaves the time axis open, or every new length would trace the whole
   train graph again (seconds each for PPO).
   """
-  if not on_policy:
-    return common.function(agent.train)
   spec = tensor_spec.add_outer_dim(tensor_spec.add_outer_dim(agent.collect_data_spec, None), 1)
   return common.function(lambda experience: agent.train(experience), input_signature=[spec])
+
+
+def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int):
+  """A function running `num_steps` train steps on sampled batches; returns the last loss.
+
+  Uniform replay runs all steps in one tf.function, the dataset iterator
+  read in-graph, so a step costs no Python round trip. Prioritized replay
+  steps from Python: each step's TD errors become the sampled items' new
+  priorities before the next batch is drawn.
+  """
+  iterator = iter(replay.dataset(server.address, batch_size))
+  if replay.prioritized:
+    train_weighted = common.function(lambda exp, weights: agent.train(exp, weights=weights))
+
+    def train_prioritized():
+      for _ in range(num_steps):
+        experience, info = next(iterator)
+        loss_info = train_weighted(experience, replay.importance_weights(info))
+        td_error = getattr(loss_info.extra, "td_error", None)
+        if td_error is None:
+          raise ConfigError(f"prioritized replay needs TD errors; {type(agent).__name__} "
+                            "does not report them (use DQN or uniform replay)")
+        replay.update_priorities(server.client, info.key, td_error)
+      return loss_info.loss
+    return train_prioritized
+
+  @tf.function  # autograph on: the tf.range loop becomes one while loop
+  def train_uniform():
+    # The first step is outside the loop: it creates the optimizer's slot
+    # variables, which TF does not allow inside a while loop.
+    loss = agent.train(next(iterator)[0]).loss
+    for _ in tf.range(num_steps - 1):
+      loss = agent.train(next(iterator)[0]).loss
+    return loss
+  return train_uniform
 
 
 def _short(value) -> str:

@@ -1,0 +1,139 @@
+"""The on-policy policy-gradient family's shared part (VPG, PPO, TRPO).
+
+As in Spinning Up, each algorithm is one policy update; everything else is
+shared and lives here: a stochastic actor and a value function V(s), GAE-lambda
+advantages and reward-to-go value targets computed from whole episodes, and
+the value function fitted by regression with its own optimizer.
+
+Experience is what tfrl's on-policy replay delivers: whole episodes laid end
+to end, [B, T, ...], each followed by its boundary step (see
+`tfrl.agents.advantages`). The collecting policy is the current actor (the
+loop trains right after collecting), so the old policy's log-probabilities
+are recomputed here rather than stored with the data.
+"""
+
+from typing import Dict, Optional
+
+import tensorflow as tf
+from tf_agents.agents import tf_agent
+from tf_agents.policies import actor_policy
+
+from tfrl.agents.advantages import generalized_advantage_estimation, normalize, td_lambda_returns
+
+
+class PolicyGradientAgent(tf_agent.TFAgent):
+  """Base class: subclasses implement `_update_policy(batch) -> dict of scalars`.
+
+  `batch` holds the valid (non-boundary) steps flattened to [N]: observation,
+  action, advantage (normalized if asked), value_target, log_prob (of the
+  collecting policy).
+  """
+
+  def __init__(self, time_step_spec, action_spec, actor_net, value_net,
+               value_optimizer: tf.keras.optimizers.Optimizer,
+               gamma: float = 0.99,
+               gae_lambda: float = 0.97,
+               value_lambda: float = 1.0,
+               value_epochs: int = 80,
+               value_minibatches: int = 1,
+               normalize_advantages: bool = True,
+               train_step: Optional[tf.Variable] = None,
+               name: str = "PolicyGradientAgent"):
+    actor_net.create_variables(time_step_spec.observation)
+    value_net.create_variables(time_step_spec.observation)
+    self._actor_net = actor_net
+    self._value_net = value_net
+    self._value_optimizer = value_optimizer
+    # Keras creates optimizer slots on first use, which TF forbids inside the
+    # while loops the updates run in; create them now.
+    value_optimizer.build(value_net.trainable_variables)
+    self._gamma = gamma
+    self._gae_lambda = gae_lambda
+    self._value_lambda = value_lambda
+    self._value_epochs = value_epochs
+    self._value_minibatches = value_minibatches
+    self._normalize_advantages = normalize_advantages
+    # Unclipped: the log-probability must be that of the action taken;
+    # environments clip out-of-bound continuous actions themselves.
+    policy = actor_policy.ActorPolicy(time_step_spec, action_spec, actor_network=actor_net,
+                                      clip=False, training=False)
+    super().__init__(time_step_spec, action_spec, policy=policy, collect_policy=policy,
+                     train_sequence_length=None,
+                     train_step_counter=(train_step if train_step is not None else
+                                         tf.Variable(0, dtype=tf.int64, name="train_step")))
+
+  def _initialize(self):
+    pass
+
+  # -- pieces the subclasses use -------------------------------------------
+
+  def _distribution(self, observation, training: bool = True):
+    distribution, _ = self._actor_net(observation, step_type=(), network_state=(), training=training)
+    return distribution
+
+  def _values(self, observation, training: bool = False):
+    values, _ = self._value_net(observation, step_type=(), network_state=(), training=training)
+    return values
+
+  def _minibatches(self, batch, num_minibatches: int):
+    """`batch` shuffled and cut into `num_minibatches` equal parts (rest dropped):
+    a [num_minibatches, size] index tensor and a function gathering part i."""
+    n = tf.shape(batch["advantage"])[0]
+    size = tf.maximum(n // num_minibatches, 1)
+    indices = tf.reshape(tf.random.shuffle(tf.range(n))[:size * num_minibatches],
+                         [num_minibatches, size])
+    return lambda i: tf.nest.map_structure(lambda x: tf.gather(x, indices[i]), batch)
+
+  # -- training --------------------------------------------------------------
+
+  # A tf.function of its own so the updates' tf.range loops are converted
+  # (autograph) even when the caller's tf.function has autograph off.
+  @tf.function(reduce_retracing=True)
+  def _train(self, experience, weights=None):
+    del weights  # on-policy: every collected step counts once
+    batch = self._prepare_batch(experience)
+    policy_info = self._update_policy(batch)
+    value_loss = self._update_value(batch)
+    self.train_step_counter.assign_add(1)
+    extra = dict(policy_info, value_loss=value_loss)
+    return tf_agent.LossInfo(loss=policy_info["policy_loss"] + value_loss, extra=extra)
+
+  def _prepare_batch(self, experience) -> Dict[str, tf.Tensor]:
+    valid = tf.logical_not(experience.is_boundary())                       # [B, T]
+    values = self._values(experience.observation)                          # [B, T]
+    # V(s_{t+1}) is the next row's value: episodes are contiguous and each
+    # ends with its boundary step, so the last row is never a transition.
+    next_values = tf.concat([values[:, 1:], tf.zeros_like(values[:, :1])], axis=1)
+    time_major = [tf.transpose(x) for x in (experience.reward, values, next_values,
+                                            experience.discount, valid)]
+    advantages = tf.transpose(generalized_advantage_estimation(
+        *time_major, gamma=self._gamma, lambda_=self._gae_lambda))
+    value_targets = tf.transpose(td_lambda_returns(
+        *time_major, gamma=self._gamma, lambda_=self._value_lambda))
+    steps = lambda x: tf.boolean_mask(x, valid)  # [B, T, ...] -> [N, ...]
+    batch = dict(observation=tf.nest.map_structure(steps, experience.observation),
+                 action=tf.nest.map_structure(steps, experience.action),
+                 advantage=steps(advantages),
+                 value_target=steps(value_targets))
+    if self._normalize_advantages:
+      batch["advantage"] = normalize(batch["advantage"])
+    distribution = self._distribution(batch["observation"], training=False)
+    batch["log_prob"] = tf.stop_gradient(distribution.log_prob(batch["action"]))
+    return batch
+
+  def _update_value(self, batch) -> tf.Tensor:
+    """`value_epochs` passes of mean-squared-error regression onto the targets."""
+    variables = self._value_net.trainable_variables
+    loss = tf.constant(0.0)
+    for _ in tf.range(self._value_epochs):
+      minibatch = self._minibatches(batch, self._value_minibatches)
+      for i in tf.range(self._value_minibatches):
+        part = minibatch(i)
+        with tf.GradientTape() as tape:
+          loss = tf.reduce_mean(tf.square(self._values(part["observation"], training=True)
+                                          - part["value_target"]))
+        self._value_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return loss
+
+  def _update_policy(self, batch) -> Dict[str, tf.Tensor]:
+    raise NotImplementedError
