@@ -1,0 +1,170 @@
+"""The agent family: return/advantage math, TRPO's pieces, DQN's schedule and
+target network, and every on-policy agent taking real train steps."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+import tree
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+import tfrl
+from tfrl.agents.advantages import generalized_advantage_estimation, td_lambda_returns
+from tfrl.agents.dqn import linearly_decaying_epsilon
+from tfrl.agents.trpo import conjugate_gradient
+
+# Two episodes laid end to end as on-policy replay delivers them: three steps
+# ending in termination, boundary, two steps ending in truncation, boundary.
+REWARDS = [1.0, 1.0, 1.0, 0.0, 1.0, 2.0, 0.0]
+VALUES = [0.5, 0.4, 0.3, 9.0, 0.2, 0.1, 2.0]   # 9.0: a terminal state's value, never used
+DISCOUNTS = [1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+VALID = [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+
+
+def _episode_arrays():
+  next_values = VALUES[1:] + [0.0]
+  return [tf.constant(x) for x in (REWARDS, VALUES, next_values, DISCOUNTS, VALID)]
+
+
+def test_gae_matches_hand_computation():
+  gamma, lam = 0.9, 0.5
+  # By hand, delta_t = r + gamma * d * V(next) - V:
+  #  episode 1: delta2 = 1 - 0.3 = 0.7 (terminated: no bootstrap)
+  #             delta1 = 1 + 0.27 - 0.4 = 0.87, delta0 = 1 + 0.36 - 0.5 = 0.86
+  #  episode 2: delta5 = 2 + 0.9 * 2.0 - 0.1 = 3.7 (truncated: bootstrapped)
+  #             delta4 = 1 + 0.09 - 0.2 = 0.89
+  # A_t = delta_t + 0.45 * A_{t+1} inside an episode; 0 on boundaries.
+  expected = [0.86 + 0.45 * (0.87 + 0.45 * 0.7), 0.87 + 0.45 * 0.7, 0.7, 0.0,
+              0.89 + 0.45 * 3.7, 3.7, 0.0]
+  advantages = generalized_advantage_estimation(*_episode_arrays(), gamma=gamma, lambda_=lam)
+  np.testing.assert_allclose(advantages.numpy(), expected, rtol=1e-6)
+  # Batched [T, B]: each column is computed on its own.
+  batched = [tf.stack([x, x * 0 + x], axis=1) for x in _episode_arrays()]
+  both = generalized_advantage_estimation(*batched, gamma=gamma, lambda_=lam)
+  np.testing.assert_allclose(both.numpy(), np.stack([expected, expected], 1), rtol=1e-6)
+
+
+def test_lambda_one_returns_are_discounted_rewards_to_go():
+  returns = td_lambda_returns(*_episode_arrays(), gamma=0.9, lambda_=1.0)
+  # Episode 1 terminated: 1 + 0.9 (1 + 0.9 * 1); episode 2 truncated: 2 + 0.9 V(final)=3.8.
+  np.testing.assert_allclose(returns.numpy(), [2.71, 1.9, 1.0, 0.0, 1 + 0.9 * 3.8, 3.8, 0.0],
+                             rtol=1e-6)
+
+
+def test_conjugate_gradient_matches_direct_solve():
+  rng = np.random.default_rng(0)
+  m = rng.normal(size=(6, 6)).astype(np.float32)
+  a = m @ m.T + 6 * np.eye(6, dtype=np.float32)
+  b = rng.normal(size=6).astype(np.float32)
+  x = conjugate_gradient(lambda v: tf.linalg.matvec(tf.constant(a), v), tf.constant(b),
+                         iterations=10)
+  np.testing.assert_allclose(x.numpy(), np.linalg.solve(a, b), rtol=1e-4, atol=1e-5)
+  few = conjugate_gradient(lambda v: tf.linalg.matvec(tf.constant(a), v), tf.constant(b),
+                           iterations=2)
+  assert np.linalg.norm(a @ few.numpy() - b) > 1e-3   # fewer iterations, inexact
+
+
+def test_epsilon_decays_linearly_then_stays():
+  values = [float(linearly_decaying_epsilon(s, 100, 1.0, 0.1)) for s in (0, 50, 100, 1000)]
+  np.testing.assert_allclose(values, [1.0, 0.55, 0.1, 0.1], rtol=1e-6)
+
+
+def _specs(env):
+  return tensor_spec.from_spec(env.time_step_spec()), tensor_spec.from_spec(env.action_spec())
+
+
+def _collect(env, policy, num_episodes):
+  """Whole episodes from a single env, end to end: a [1, T] Trajectory."""
+  steps = []
+  driver = tfrl.drivers.Driver(env, policy, observers=[steps.append])
+  driver.run_episodes(num_episodes)
+  return tree.map_structure(lambda *xs: tf.constant(np.concatenate(xs)[None]), *steps)
+
+
+def _changed(before, variables):
+  return any(not np.allclose(a, v.numpy()) for a, v in zip(before, variables))
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("name", ["vpg", "ppo", "trpo", "reinforce"])
+def test_on_policy_agent_trains(name, env_id):
+  env = tfrl.envs.load(env_id, seed=0, max_episode_steps=40)
+  agent = getattr(tfrl.agents, name)(*_specs(env))
+  experience = _collect(env, agent.collect_policy, 3)
+  before = [v.numpy().copy() for v in agent.trainable_variables]
+  for _ in range(2):
+    loss_info = agent.train(experience)
+    assert np.isfinite(loss_info.loss.numpy())
+  assert int(agent.train_step_counter.numpy()) == 2
+  assert _changed(before, agent.trainable_variables)
+
+
+def test_trpo_step_respects_the_kl_limit():
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  max_kl = 0.005
+  agent = tfrl.agents.trpo(*_specs(env), max_kl=max_kl)
+  experience = _collect(env, agent.collect_policy, 4)
+  observation = tf.boolean_mask(experience.observation, ~experience.is_boundary())
+  actor = agent._actor_net  # pylint: disable=protected-access
+  old_logits = actor(observation, step_type=(), network_state=())[0].logits_parameter()
+  info = agent.train(experience).extra
+  new_logits = actor(observation, step_type=(), network_state=())[0].logits_parameter()
+  kl = tf.reduce_mean(tfp.distributions.kl_divergence(
+      tfp.distributions.Categorical(logits=old_logits),
+      tfp.distributions.Categorical(logits=new_logits))).numpy()
+  assert int(info["backtrack_steps"]) >= 0, "the line search accepted no step"
+  assert 0 < kl <= max_kl * 1.001
+  np.testing.assert_allclose(kl, info["kl"].numpy(), rtol=1e-3)
+  assert info["surrogate_improvement"].numpy() >= 0
+
+
+def test_ppo_stops_early_at_the_target_kl():
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  spec = _specs(env)
+  experience = _collect(env, tfrl.agents.ppo(*spec).collect_policy, 4)
+  free = tfrl.agents.ppo(*spec, target_kl=None, num_epochs=30, policy_learning_rate=1e-2)
+  stopped = tfrl.agents.ppo(*spec, target_kl=0.001, num_epochs=30, policy_learning_rate=1e-2)
+  stopped._actor_net.set_weights(free._actor_net.get_weights())  # pylint: disable=protected-access
+  assert int(free.train(experience).extra["policy_steps"]) == 30
+  assert 0 < int(stopped.train(experience).extra["policy_steps"]) < 30
+
+
+def _transitions(experience):
+  """[1, T] episodes -> [N, 2] transitions that stay inside an episode."""
+  pairs = tree.map_structure(lambda x: tf.stack([x[0, :-1], x[0, 1:]], axis=1), experience)
+  keep = ~pairs.is_boundary()[:, 0]
+  return tree.map_structure(lambda x: tf.boolean_mask(x, keep), pairs)
+
+
+def test_dqn_syncs_its_target_network_every_period():
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  agent = tfrl.agents.dqn(*_specs(env), target_update_period=3)
+  batch = _transitions(_collect(env, agent.collect_policy, 3))
+  online = agent._q_network.trainable_variables  # pylint: disable=protected-access
+  target = agent._target_q_network.trainable_variables  # pylint: disable=protected-access
+  same = lambda: all(np.allclose(a.numpy(), b.numpy()) for a, b in zip(online, target))
+  history = []
+  for _ in range(6):
+    assert np.isfinite(agent.train(batch).loss.numpy())
+    history.append(same())
+  # Synced (copied, tau = 1) after every third train step, and only then.
+  assert history == [False, False, True, False, False, True]
+
+
+def test_dqn_collect_policy_follows_the_epsilon_schedule():
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  agent = tfrl.agents.dqn(*_specs(env), epsilon_start=1.0, epsilon_end=0.0,
+                          epsilon_decay_steps=10)
+  experience = _collect(env, agent.collect_policy, 3)
+  greedy = agent.policy
+  observation = tf.boolean_mask(experience.observation, ~experience.is_boundary())
+  step = ts.restart(observation, batch_size=tf.shape(observation)[0])
+  greedy_actions = greedy.action(step).action.numpy()
+
+  def agreement():
+    return np.mean(agent.collect_policy.action(step).action.numpy() == greedy_actions)
+
+  assert agreement() < 0.8      # epsilon 1: uniformly random, ~half agree
+  agent.train_step_counter.assign(10)
+  assert agreement() == 1.0     # epsilon 0: greedy
