@@ -168,3 +168,25 @@ def test_dqn_collect_policy_follows_the_epsilon_schedule():
   assert agreement() < 0.8      # epsilon 1: uniformly random, ~half agree
   agent.train_step_counter.assign(10)
   assert agreement() == 1.0     # epsilon 0: greedy
+
+
+def test_prioritized_dqn_sets_priorities_from_td_errors():
+  from tfrl.train.runner import _off_policy_train_fn  # pylint: disable=import-outside-toplevel
+  env = tfrl.envs.load("CartPole-v1", seed=0, num_envs=2)
+  agent = tfrl.agents.dqn(*_specs(env))
+  transitions = tfrl.replay.TransitionReplay(capacity=1000, min_size=50, prioritized=True)
+  server = tfrl.replay.ReplayServer(transitions.tables(agent.collect_data_spec, 2))
+  adder = transitions.adder(server.client, 2)
+  tfrl.drivers.Driver(env, agent.collect_policy, observers=[adder]).run_steps(200)
+  train_steps = _off_policy_train_fn(agent, transitions, server, batch_size=32, num_steps=5)
+  try:
+    assert np.isfinite(train_steps().numpy())
+    assert int(agent.train_step_counter.numpy()) == 5
+    priorities = [sample[0].info.priority
+                  for sample in server.client.sample(transitions.table_name, num_samples=200)]
+    # Items start at priority 1; sampled ones now carry |TD error| + 1e-6.
+    assert any(abs(p - 1.0) > 1e-3 for p in priorities)
+    assert all(p > 0 for p in priorities)
+  finally:
+    adder.close()
+    server.close()
