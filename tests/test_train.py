@@ -98,18 +98,18 @@ def test_non_empty_foreign_directory_is_refused(tmp_path):
   assert os.listdir(tmp_path) == ["notes.txt"]
 
 
-def test_ppo_trains_on_whole_episodes(tmp_path):
+@pytest.mark.parametrize("agent", ["vpg", "ppo", "trpo"])
+def test_on_policy_family_swaps_in_by_agent_file(tmp_path, agent):
   root = str(tmp_path / "run")
-  run(root, ["ppo_cartpole.gin"], ["tfrl.train.train.num_iterations = 2",
-                                   "tfrl.train.train.eval_interval = 2",
-                                   "tfrl.train.train.num_eval_episodes = 1",
-                                   "tfrl.train.train.eval_num_envs = 1",
-                                   "tfrl.train.train.num_envs = 2",
-                                   "tfrl.train.train.collect_episodes_per_iteration = 2",
-                                   "tfrl.agents.ppo.num_epochs = 2"])
+  run(root, ["envs/cartpole.gin", f"agents/{agent}.gin"],
+      ["tfrl.train.train.num_iterations = 2", "tfrl.train.train.eval_interval = 2",
+       "tfrl.train.train.num_eval_episodes = 1", "tfrl.train.train.num_envs = 2",
+       "tfrl.train.train.collect_episodes_per_iteration = 2",
+       f"tfrl.agents.{agent}.value_epochs = 2"])
   rows = progress(root)
-  assert int(rows[-1]["train_steps"]) == 2 * 2  # tf-agents counts one step per epoch
+  assert int(rows[-1]["train_steps"]) == 2  # one train step per batch of episodes
   assert int(rows[-1]["episodes"]) == 4
+  assert f"train.agent_fn = @tfrl.agents.{agent}" in open(os.path.join(root, "config.gin")).read()
 
 
 def test_killed_before_first_checkpoint_restarts_without_duplicate_rows(tmp_path):
