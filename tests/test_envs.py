@@ -1,5 +1,6 @@
 """tfrl.envs: gymnasium environments as tf-agents PyEnvironments."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from tf_agents.trajectories import time_step as ts
@@ -114,3 +115,28 @@ def test_bad_num_envs_and_vectorization():
     envs.load("CartPole-v1", num_envs=2, vectorization="threads")
   with pytest.raises(ConfigError, match="no numpy-vectorized"):
     envs.load("Pendulum-v1", num_envs=2, vectorization="vector")
+
+
+class _EchoActionEnv(gym.Env):
+  """Observes the action it last received."""
+  observation_space = gym.spaces.Box(-10.0, 10.0, (2,), np.float32)
+  action_space = gym.spaces.Box(-1.0, 2.0, (2,), np.float32)
+
+  def reset(self, *, seed=None, options=None):
+    super().reset(seed=seed)
+    return np.zeros(2, np.float32), {}
+
+  def step(self, action):
+    return np.asarray(action, np.float32), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("num_envs", [1, 2])
+def test_continuous_actions_reach_the_env_clipped_to_bounds(num_envs):
+  if "tfrl-test/EchoAction-v0" not in gym.registry:
+    gym.register(id="tfrl-test/EchoAction-v0", entry_point=_EchoActionEnv, max_episode_steps=5)
+  env = envs.load("tfrl-test/EchoAction-v0", seed=0, num_envs=num_envs)
+  env.reset()
+  action = np.array([-5.0, 1.5], np.float32)
+  observation = env.step(np.tile(action, (num_envs, 1)) if num_envs > 1 else action).observation
+  np.testing.assert_array_equal(np.reshape(observation, (num_envs, 2)),
+                                np.tile([-1.0, 1.5], (num_envs, 1)))

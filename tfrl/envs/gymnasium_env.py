@@ -61,8 +61,18 @@ class _GymnasiumAdapter(py_environment.PyEnvironment):
     self._seeded = False
     self._observation_spec = spec_from_space(observation_space, "observation")
     self._action_spec = spec_from_space(action_space, "action")
+    # Stochastic policies sample continuous actions beyond the bounds (they
+    # must record the unclipped action for its log-probability); the env
+    # receives them clipped, like gymnasium's ClipAction wrapper does.
+    self._clip_bounds = ((action_space.low, action_space.high)
+                         if isinstance(action_space, gym.spaces.Box) else None)
     if seed is not None:
       env.action_space.seed(seed)
+
+  def _env_action(self, action):
+    if self._clip_bounds is not None:
+      return np.clip(action, *self._clip_bounds).astype(self._action_spec.dtype, copy=False)
+    return action
 
   @property
   def gym(self):
@@ -107,7 +117,7 @@ class GymnasiumEnvironment(_GymnasiumAdapter):
   def _step(self, action):
     if isinstance(self._action_spec, array_spec.ArraySpec) and self._action_spec.shape == ():
       action = action.item() if isinstance(action, np.ndarray) else action
-    observation, reward, terminated, truncated, _ = self._env.step(action)
+    observation, reward, terminated, truncated, _ = self._env.step(self._env_action(action))
     observation = _cast_to_spec(observation, self._observation_spec)
     reward = np.float32(reward)
     if terminated:
@@ -155,7 +165,7 @@ class VectorGymnasiumEnvironment(_GymnasiumAdapter):
         observation=observation)
 
   def _step(self, action):
-    observation, reward, terminated, truncated, _ = self._env.step(action)
+    observation, reward, terminated, truncated, _ = self._env.step(self._env_action(action))
     # Envs that ended last step were just reset by gymnasium (NEXT_STEP mode).
     first = self._needs_reset
     last = np.logical_or(terminated, truncated)
