@@ -20,6 +20,7 @@ class Evaluator:
     self.num_episodes = num_episodes
     self._returns: List[float] = []
     self._lengths: List[int] = []
+    self.policy = policy
     self._driver = Driver(env, policy, on_episode=self._record)
 
   def _record(self, env: int, episode_return: float, length: int):

@@ -58,11 +58,21 @@ def _normalized(config: str) -> List[str]:
 
 
 class ProgressCsv:
-  """progress.csv: one row per evaluation; resuming drops rows past the checkpoint."""
+  """progress.csv: one row per evaluation; resuming drops rows past the checkpoint.
+
+  Every write replaces the whole file atomically, so a kill never leaves a
+  half-written row. A row bringing new columns (an agent's diagnostics
+  appear after its first train step) widens the header; older rows leave
+  them empty.
+  """
 
   def __init__(self, path: str, columns: List[str]):
     self._path = path
-    self._columns = columns
+    self._columns = list(columns)
+    if os.path.exists(path):
+      with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+      self._columns += [c for c in header if c not in self._columns]
 
   def truncate_after(self, iteration: int):
     """Keeps rows up to `iteration` (those the restored checkpoint had seen)."""
@@ -78,6 +88,7 @@ class ProgressCsv:
       return list(csv.DictReader(f))
 
   def append(self, row: Dict[str, object]):
+    self._columns += [k for k in row if k not in self._columns]
     self._rewrite(self.rows() + [row])
 
   def _rewrite(self, rows):

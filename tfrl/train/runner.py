@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import gin
 import numpy as np
 import tensorflow as tf
+import tqdm
 from tf_agents.policies import greedy_policy, random_tf_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
@@ -23,9 +24,15 @@ from tfrl import envs
 from tfrl.drivers import Driver
 from tfrl.errors import ConfigError
 from tfrl.replay import ReplayServer
+from tfrl.train import faults
+from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
 from tfrl.train.evaluation import Evaluator
+from tfrl.train.logger import EpochLogger, flatten_diagnostics
 from tfrl.train.run_dir import PROGRESS_FILE, CONFIG_FILE, ProgressCsv, atomic_write, check_run_dir
 
+# The first columns of progress.csv; the evaluation's and training
+# episodes' spread and the agent's diagnostics (policy_loss, approx_kl,
+# entropy, ...: whatever its LossInfo.extra holds) follow.
 PROGRESS_COLUMNS = ["iteration", "env_steps", "train_steps", "episodes", "avg_return",
                     "train_return", "loss", "wall_s"]
 
@@ -50,15 +57,19 @@ class Experiment:
     self.replay_server_address = replay_server_address
     self.evaluator = Evaluator(self.eval_env, greedy_policy.GreedyPolicy(self.agent.policy),
                                num_eval_episodes)
-    self.recent_returns = []
+    self.on_episode = lambda episode_return, length: None
     self.server = self.adder = self.driver = None
 
-  def start(self):
+  def start(self, replay_checkpoint_dir: Optional[str] = None):
+    """Starts the replay server (restoring its tables from the latest Reverb
+    checkpoint in `replay_checkpoint_dir`, if any) and the driver."""
     tables = self.replay.tables(self.agent.collect_data_spec, self.num_envs)
-    self.server = ReplayServer(tables, address=self.replay_server_address)
+    self.server = ReplayServer(tables, address=self.replay_server_address,
+                               checkpoint_dir=replay_checkpoint_dir)
     self.adder = self.replay.adder(self.server.client, self.num_envs)
-    self.driver = Driver(self.env, self.agent.collect_policy, observers=[self.adder],
-                         on_episode=lambda env, ret, length: self.recent_returns.append(ret))
+    self.driver = Driver(self.env, self.agent.collect_policy,
+                         observers=[self.adder, faults.collect_observer],
+                         on_episode=lambda env, ret, length: self.on_episode(ret, length))
 
   def close(self):
     if self.adder is not None:
@@ -87,6 +98,7 @@ def train(root_dir: str,
           num_eval_episodes: int = 10,
           eval_num_envs: int = 1,
           checkpoint_interval: int = 50,
+          export_policy: bool = True,
           replay_server_address: Optional[str] = None,
           log: Callable[[str], None] = print) -> dict:
   """Trains an agent; resumes if `root_dir` holds a checkpoint of the same config.
@@ -94,7 +106,9 @@ def train(root_dir: str,
   On-policy agents use `collect_episodes_per_iteration`; off-policy agents
   use `initial_collect_steps` (uniform random actions unless
   `random_initial_collect=False`), `collect_steps_per_iteration`,
-  `train_steps_per_iteration` and `batch_size`. Returns the last evaluation's
+  `train_steps_per_iteration` and `batch_size`. Each evaluation writes a
+  progress.csv row and, with `export_policy`, the greedy policy's variables
+  under policies/ (a SavedModel). Returns the last evaluation's
   figures (the final row of progress.csv).
   """
   if replay.on_policy and collect_episodes_per_iteration > replay.capacity:
@@ -105,39 +119,48 @@ def train(root_dir: str,
   try:
     return _run(exp, root_dir, num_iterations, collect_episodes_per_iteration,
                 collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
-                train_steps_per_iteration, batch_size, eval_interval, checkpoint_interval, log)
+                train_steps_per_iteration, batch_size, eval_interval, checkpoint_interval,
+                export_policy, log)
   finally:
     exp.close()
 
 
 def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iteration,
          collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
-         train_steps_per_iteration, batch_size, eval_interval, checkpoint_interval, log):
+         train_steps_per_iteration, batch_size, eval_interval, checkpoint_interval,
+         export_policy, log):
   config = gin.operative_config_str()
   resuming = check_run_dir(root_dir, config)
+  agent = exp.agent
+  counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
+              for name in ("iteration", "env_steps", "episodes")}
+  wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
+  run_checkpoint = RunCheckpoint(root_dir, agent, dict(counters, wall_s=wall))
+  # Restore before anything is written: a damaged checkpoint stops the run
+  # with the directory as it was.
+  if run_checkpoint.latest:
+    run_checkpoint.restore()
   os.makedirs(root_dir, exist_ok=True)
   if not resuming:
     atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
   log(f"run directory: {root_dir}")
-  exp.start()
-  agent, driver = exp.agent, exp.driver
-  counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
-              for name in ("iteration", "env_steps", "episodes")}
-  wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
-  checkpoint = tf.train.Checkpoint(agent=agent, wall_s=wall, **counters)
-  manager = tf.train.CheckpointManager(checkpoint, os.path.join(root_dir, "checkpoints"),
-                                       max_to_keep=3)
+  # Off-policy replay outlives an iteration, so an embedded server's tables
+  # are checkpointed with the agent (an external server keeps its own).
+  persist_replay = not exp.replay.on_policy and exp.replay_server_address is None
+  exp.start(run_checkpoint.prepare_replay_restore() if persist_replay else None)
+  driver = exp.driver
+  if run_checkpoint.latest:
+    log(f"resumed from {run_checkpoint.latest} at iteration {int(counters['iteration'])}")
   progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS)
-  if manager.latest_checkpoint:
-    # Optimizer slots are created by the first train step and restored then
-    # (deferred); expect_partial only keeps TF from warning about them meanwhile.
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
-    log(f"resumed from {manager.latest_checkpoint} at iteration {int(counters['iteration'])}")
   # Rows newer than the checkpoint are redone; with no checkpoint, all are.
-  progress.truncate_after(int(counters["iteration"]) if manager.latest_checkpoint else -1)
+  progress.truncate_after(int(counters["iteration"]) if run_checkpoint.latest else -1)
   driver.env_steps = int(counters["env_steps"])
   driver.episodes = int(counters["episodes"])
   summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
+  logger = EpochLogger(progress, summary_writer, console=log)
+  exp.on_episode = lambda ret, length: logger.store(train_return=ret, train_length=length)
+  exporter = PolicyExport(root_dir, exp.evaluator.policy, agent.train_step_counter) \
+      if export_policy else None
 
   if exp.replay.on_policy:
     train_on_episodes = _compiled_on_policy_train(agent)
@@ -152,49 +175,56 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       driver.use_policy(agent.collect_policy)
 
   start_wall = time.time() - float(wall.numpy())
-  loss = float("nan")
   last_row = None
 
   def report(iteration):
     nonlocal last_row
     result = exp.evaluator()
-    recent = exp.recent_returns[-collect_episodes_per_iteration * 10:] or [float("nan")]
-    row = dict(iteration=iteration, env_steps=driver.env_steps,
-               train_steps=int(agent.train_step_counter.numpy()), episodes=driver.episodes,
-               avg_return=result.avg_return, train_return=float(np.mean(recent)), loss=loss,
-               wall_s=time.time() - start_wall)
-    progress.append(row)
-    with summary_writer.as_default(step=driver.env_steps):
-      for key in ("avg_return", "train_return", "loss"):
-        tf.summary.scalar(key, row[key])
-    log("  ".join(f"{k}={_short(v)}" for k, v in row.items()))
+    logger.store(eval_return=result.returns, eval_length=result.lengths)
+    row = logger.row(stats=("eval_return", "train_return"),
+                     iteration=iteration, env_steps=driver.env_steps,
+                     train_steps=int(agent.train_step_counter.numpy()), episodes=driver.episodes)
+    row["avg_return"] = row.pop("eval_return")
+    row["wall_s"] = time.time() - start_wall
+    logger.write(row, step=driver.env_steps)
+    if exporter is not None:
+      exporter.save(iteration)
+    faults.point("progress")
     last_row = row
 
   first = int(counters["iteration"]) + 1
   if first == 1:
     report(0)
-  for iteration in range(first, num_iterations + 1):
+  iterations = tqdm.trange(first, num_iterations + 1, initial=first - 1, total=num_iterations,
+                           desc="train", disable=None, leave=False)
+  for iteration in iterations:
     if exp.replay.on_policy:
       written_before = exp.adder.episodes_written
       driver.run_episodes(collect_episodes_per_iteration)
       experience = exp.replay.experience(exp.server.client,
                                          exp.adder.episodes_written - written_before)
-      loss = float(train_on_episodes(experience).loss)
+      faults.point("train")
+      loss_info = train_on_episodes(experience)
     else:
       driver.run_steps(collect_steps_per_iteration)
-      loss = float(train_on_samples())
+      faults.point("train")
+      loss_info = train_on_samples()
+    loss = float(loss_info.loss)
     if not math.isfinite(loss):
       raise FloatingPointError(f"non-finite loss {loss} at iteration {iteration}; "
-                               f"last good checkpoint: {manager.latest_checkpoint}")
-    del exp.recent_returns[:-1000]
+                               f"last good checkpoint: {run_checkpoint.latest}")
+    logger.store(loss=loss, **flatten_diagnostics(loss_info.extra))
     if iteration % eval_interval == 0 or iteration == num_iterations:
       report(iteration)
     if iteration % checkpoint_interval == 0 or iteration == num_iterations:
+      if not all(np.all(np.isfinite(v.numpy())) for v in agent.variables):
+        raise FloatingPointError(f"non-finite parameters at iteration {iteration}; "
+                                 f"last good checkpoint: {run_checkpoint.latest}")
       counters["iteration"].assign(iteration)
       counters["env_steps"].assign(driver.env_steps)
       counters["episodes"].assign(driver.episodes)
       wall.assign(time.time() - start_wall)
-      manager.save(checkpoint_number=iteration)
+      run_checkpoint.save(iteration, exp.server if persist_replay else None)
   summary_writer.flush()
   if last_row is None:
     last_row = {r: v for r, v in (progress.rows() or [{}])[-1].items()}
@@ -213,7 +243,7 @@ def _compiled_on_policy_train(agent):
 
 
 def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int):
-  """A function running `num_steps` train steps on sampled batches; returns the last loss.
+  """A function running `num_steps` train steps on sampled batches; returns the last LossInfo.
 
   Uniform replay runs all steps in one tf.function, the dataset iterator
   read in-graph, so a step costs no Python round trip. Prioritized replay
@@ -233,19 +263,15 @@ def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int)
           raise ConfigError(f"prioritized replay needs TD errors; {type(agent).__name__} "
                             "does not report them (use DQN or uniform replay)")
         replay.update_priorities(server.client, info.key, td_error)
-      return loss_info.loss
+      return loss_info
     return train_prioritized
 
   @tf.function  # autograph on: the tf.range loop becomes one while loop
   def train_uniform():
     # The first step is outside the loop: it creates the optimizer's slot
     # variables, which TF does not allow inside a while loop.
-    loss = agent.train(next(iterator)[0]).loss
+    loss_info = agent.train(next(iterator)[0])
     for _ in tf.range(num_steps - 1):
-      loss = agent.train(next(iterator)[0]).loss
-    return loss
+      loss_info = agent.train(next(iterator)[0])
+    return loss_info
   return train_uniform
-
-
-def _short(value) -> str:
-  return f"{value:.4g}" if isinstance(value, float) else str(value)
