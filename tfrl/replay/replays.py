@@ -149,6 +149,9 @@ class TransitionReplay:
       ds = ds.shuffle(4 * batch_size)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
+  def num_items(self, client: reverb.Client) -> int:
+    return client.server_info()[self.table_name].current_size
+
   def importance_weights(self, info: reverb.SampleInfo) -> tf.Tensor:
     """Prioritized sampling's bias correction, (N * P(i))^-beta scaled to max 1."""
     scaled = tf.cast(info.table_size, tf.float32) * tf.cast(info.probability, tf.float32)

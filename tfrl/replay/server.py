@@ -20,11 +20,15 @@ class ReplayServer:
                tables: Sequence[reverb.Table] = (),
                address: Optional[str] = None,
                port: Optional[int] = None,
-               checkpoint_dir: Optional[str] = None):
+               checkpoint_dir: Optional[str] = None,
+               restore_from: Optional[str] = None):
+    """`checkpoint_dir`: where `checkpoint()` writes (and whose latest
+    checkpoint the server loads at start); `restore_from`: a checkpoint to
+    load when `checkpoint_dir` holds none."""
     self._server = None
     if address is None:
-      checkpointer = (reverb.checkpointers.DefaultCheckpointer(checkpoint_dir)
-                      if checkpoint_dir else None)
+      checkpointer = (reverb.checkpointers.DefaultCheckpointer(
+          checkpoint_dir, fallback_checkpoint_path=restore_from) if checkpoint_dir else None)
       self._server = reverb.Server(list(tables), port=port, checkpointer=checkpointer)
       # Reverb listens on all interfaces; in-process clients talk over loopback.
       address = f"localhost:{self._server.port}"

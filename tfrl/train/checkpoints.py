@@ -2,11 +2,15 @@
 
 `RunCheckpoint` saves the agent (networks, optimizers, train step), the
 loop's counters and — for replay that outlives an iteration — the Reverb
-tables, as one unit. Order of writing: the Reverb checkpoint, then the TF
-checkpoint that names it, then TF's `checkpoint` index (written atomically by
+tables, as one unit. Order of writing: the Reverb server writes its
+checkpoint into `replay_checkpoints/.reverb/`; it is renamed to
+`replay_checkpoints/ckpt-<iteration>` (Reverb deletes its older checkpoints
+itself, which must not take the one the last agent checkpoint names); then the
+TF checkpoint naming it; then TF's `checkpoint` index (written atomically by
 TF). A kill at any point leaves the previous complete checkpoint as the
-latest; a Reverb checkpoint no TF checkpoint names is an orphan, removed on
-resume before the server loads "the latest" Reverb checkpoint.
+latest. On resume the server is started on an empty `.reverb/` with the named
+replay checkpoint as its fallback, so exactly that one is loaded; replay
+checkpoints no agent checkpoint names are removed.
 
 `PolicyExport` writes the greedy policy as a SavedModel once
 (`policies/saved_model`) and its variables at every evaluation
@@ -16,7 +20,7 @@ resume before the server loads "the latest" Reverb checkpoint.
 
 import os
 import shutil
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 from tf_agents.policies import policy_saver
@@ -39,6 +43,7 @@ class RunCheckpoint:
     self._manager = tf.train.CheckpointManager(
         self._checkpoint, os.path.join(root_dir, CHECKPOINT_DIR), max_to_keep=max_to_keep)
     self.replay_dir = os.path.join(root_dir, REPLAY_CHECKPOINT_DIR)
+    self._reverb_dir = os.path.join(self.replay_dir, ".reverb")
 
   @property
   def latest(self) -> Optional[str]:
@@ -54,15 +59,18 @@ class RunCheckpoint:
       raise ConfigError(f"checkpoint {checkpoint_path} is unreadable "
                         f"({type(e).__name__}); delete it or use another run directory") from None
 
-  def prepare_replay_restore(self) -> Optional[str]:
-    """Before the replay server starts: removes Reverb checkpoints that no TF
-    checkpoint names (a kill came between the two writes), so the server
-    loads the one the latest TF checkpoint names. Returns the checkpoint
-    directory to give the server."""
+  def prepare_replay_restore(self) -> Tuple[str, Optional[str]]:
+    """Before the replay server starts: clears Reverb's own directory and the
+    replay checkpoints no agent checkpoint names (a kill came between the
+    writes). Returns (the server's checkpoint directory, the replay
+    checkpoint to load or None)."""
+    shutil.rmtree(self._reverb_dir, ignore_errors=True)
+    self._remove_unnamed_replay_checkpoints()
     linked = self._replay_path_of(self.latest) if self.latest else ""
-    keep = {os.path.basename(linked)} if linked else set()
-    self._remove_replay_checkpoints(keep=keep, newer_than_only=bool(linked))
-    return self.replay_dir
+    restore_from = os.path.join(self.replay_dir, linked) if linked else None
+    if restore_from and not os.path.isdir(restore_from):
+      raise ConfigError(f"replay checkpoint {restore_from} named by {self.latest} is missing")
+    return self._reverb_dir, restore_from
 
   def restore(self):
     """Restores the latest checkpoint; a damaged one is a ConfigError."""
@@ -78,23 +86,23 @@ class RunCheckpoint:
   def save(self, iteration: int, replay_server=None):
     """`replay_server` given: its tables are checkpointed first."""
     if replay_server is not None:
-      self._replay_path.assign(replay_server.checkpoint())
+      name = f"ckpt-{iteration}"
+      final = os.path.join(self.replay_dir, name)
+      shutil.rmtree(final, ignore_errors=True)  # an orphan of a killed attempt
+      os.rename(replay_server.checkpoint(), final)
+      self._replay_path.assign(name)
     faults.point("checkpoint")
     self._manager.save(checkpoint_number=iteration)
     if replay_server is not None:
-      kept = {os.path.basename(self._replay_path_of(p))
-              for p in self._manager.checkpoints}
-      self._remove_replay_checkpoints(keep=kept, newer_than_only=False)
+      self._remove_unnamed_replay_checkpoints()
 
-  def _remove_replay_checkpoints(self, keep, newer_than_only: bool):
+  def _remove_unnamed_replay_checkpoints(self):
     if not os.path.isdir(self.replay_dir):
       return
-    newest_kept = max(keep) if keep else ""
+    named = {self._replay_path_of(p) for p in self._manager.checkpoints}
     for name in os.listdir(self.replay_dir):
-      # Reverb names checkpoints by timestamp, so names sort by age.
-      if name in keep or (newer_than_only and name <= newest_kept):
-        continue
-      shutil.rmtree(os.path.join(self.replay_dir, name), ignore_errors=True)
+      if name.startswith("ckpt-") and name not in named:
+        shutil.rmtree(os.path.join(self.replay_dir, name), ignore_errors=True)
 
 
 class PolicyExport:

@@ -60,12 +60,14 @@ class Experiment:
     self.on_episode = lambda episode_return, length: None
     self.server = self.adder = self.driver = None
 
-  def start(self, replay_checkpoint_dir: Optional[str] = None):
-    """Starts the replay server (restoring its tables from the latest Reverb
-    checkpoint in `replay_checkpoint_dir`, if any) and the driver."""
+  def start(self, replay_checkpoint_dir: Optional[str] = None,
+            restore_replay_from: Optional[str] = None):
+    """Starts the replay server (its tables checkpointed to
+    `replay_checkpoint_dir`, restored from `restore_replay_from`) and the driver."""
     tables = self.replay.tables(self.agent.collect_data_spec, self.num_envs)
     self.server = ReplayServer(tables, address=self.replay_server_address,
-                               checkpoint_dir=replay_checkpoint_dir)
+                               checkpoint_dir=replay_checkpoint_dir,
+                               restore_from=restore_replay_from)
     self.adder = self.replay.adder(self.server.client, self.num_envs)
     self.driver = Driver(self.env, self.agent.collect_policy,
                          observers=[self.adder, faults.collect_observer],
@@ -133,7 +135,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   resuming = check_run_dir(root_dir, config)
   agent = exp.agent
   counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
-              for name in ("iteration", "env_steps", "episodes")}
+              for name in ("iteration", "env_steps", "episodes", "replay_items")}
   wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
   run_checkpoint = RunCheckpoint(root_dir, agent, dict(counters, wall_s=wall))
   # Restore before anything is written: a damaged checkpoint stops the run
@@ -147,10 +149,16 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   # Off-policy replay outlives an iteration, so an embedded server's tables
   # are checkpointed with the agent (an external server keeps its own).
   persist_replay = not exp.replay.on_policy and exp.replay_server_address is None
-  exp.start(run_checkpoint.prepare_replay_restore() if persist_replay else None)
+  exp.start(*run_checkpoint.prepare_replay_restore() if persist_replay else ())
   driver = exp.driver
   if run_checkpoint.latest:
     log(f"resumed from {run_checkpoint.latest} at iteration {int(counters['iteration'])}")
+    if persist_replay:
+      items = exp.replay.num_items(exp.server.client)
+      if items != int(counters["replay_items"]):
+        raise RuntimeError(f"replay restored with {items} items, but the checkpoint was taken "
+                           f"with {int(counters['replay_items'])}")
+      log(f"replay restored: {items} items, as checkpointed")
   progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS)
   # Rows newer than the checkpoint are redone; with no checkpoint, all are.
   progress.truncate_after(int(counters["iteration"]) if run_checkpoint.latest else -1)
@@ -224,6 +232,8 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       counters["env_steps"].assign(driver.env_steps)
       counters["episodes"].assign(driver.episodes)
       wall.assign(time.time() - start_wall)
+      if persist_replay:
+        counters["replay_items"].assign(exp.replay.num_items(exp.server.client))
       run_checkpoint.save(iteration, exp.server if persist_replay else None)
   summary_writer.flush()
   if last_row is None:
