@@ -69,3 +69,18 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path, args, message):
   if "bad.gin" in " ".join(args):
     assert "bad.gin, line 2" in lines[0]
   assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
+
+
+def test_damaged_checkpoint_is_one_line_and_touches_nothing(tmp_path):
+  root = tmp_path / "run"
+  assert train("--gin_file=reinforce_cartpole.gin", f"--root_dir={root}", *TINY,
+               cwd=tmp_path).returncode == 0
+  data = sorted((root / "checkpoints").glob("ckpt-2.data-*"))[0]
+  data.write_bytes(data.read_bytes()[:len(data.read_bytes()) // 2])  # truncated write
+  before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")}
+  result = train("--gin_file=reinforce_cartpole.gin", f"--root_dir={root}", *TINY, cwd=tmp_path)
+  assert result.returncode == 2
+  lines = error_lines(result)
+  assert len(lines) == 1 and lines[0].startswith("train.py: error: checkpoint"), result.stderr
+  assert "Traceback" not in result.stderr
+  assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")} == before

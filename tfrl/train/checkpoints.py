@@ -79,7 +79,7 @@ class RunCheckpoint:
       # Optimizer slots are created by the first train step and restored then
       # (deferred); expect_partial keeps TF from warning about them meanwhile.
       self._checkpoint.restore(self.latest).assert_existing_objects_matched().expect_partial()
-    except (tf.errors.OpError, AssertionError, ValueError) as e:
+    except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
       raise ConfigError(f"checkpoint {self.latest} does not match this run or is damaged "
                         f"({type(e).__name__})") from None
 

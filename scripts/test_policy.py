@@ -1,0 +1,173 @@
+#!/usr/bin/env python
+r"""Runs a run directory's saved greedy policy and reports returns and lengths.
+
+  python scripts/test_policy.py RUN_DIR [-n EPISODES] [-l MAX_LEN] [--norender]
+      [--video OUT.mp4] [--checkpoint ITERATION]
+
+The policy is loaded with tf-agents' policy_loader from RUN_DIR/policies
+(the SavedModel train.py writes, with the variables of the latest evaluation
+or of --checkpoint ITERATION): no tfrl training code is involved. The
+environment is the one RUN_DIR/config.gin names. With --video, frames are
+rendered off-screen (rgb_array) and written as an mp4 with imageio; if
+rendering needs an X display and there is none, a virtual one is started
+with pyvirtualdisplay (Xvfb). Without --video the episodes are shown in a
+window unless --norender is given or no display exists.
+"""
+
+import argparse
+import os
+import re
+import sys
+from typing import List, Optional
+
+POLICY_DIR = "policies"
+
+
+class UsageError(Exception):
+  """Bad input: reported as one line."""
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("run_dir")
+  parser.add_argument("-n", "--episodes", type=int, default=5)
+  parser.add_argument("-l", "--max_len", type=int, default=None,
+                      help="cut episodes at this many steps (default: the env's limit)")
+  parser.add_argument("--norender", action="store_true")
+  parser.add_argument("--video", default=None, help="write the episodes to this mp4")
+  parser.add_argument("--checkpoint", type=int, default=None,
+                      help="the evaluation iteration whose variables to load (default: latest)")
+  parser.add_argument("--seed", type=int, default=0)
+  return parser.parse_args(argv)
+
+
+def env_id_of(run_dir: str) -> str:
+  config = os.path.join(run_dir, "config.gin")
+  if not os.path.exists(config):
+    raise UsageError(f"{run_dir!r} is not a run directory (no config.gin)")
+  match = re.search(r"env_id\s*=\s*['\"]([^'\"]+)['\"]", open(config).read())
+  if not match:
+    raise UsageError(f"{config} names no env_id")
+  return match.group(1)
+
+
+def policy_paths(run_dir: str, iteration: Optional[int]):
+  saved_model = os.path.join(run_dir, POLICY_DIR, "saved_model")
+  if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
+    raise UsageError(f"{run_dir!r} holds no saved policy ({saved_model} is missing)")
+  checkpoints_dir = os.path.join(run_dir, POLICY_DIR, "checkpoints")
+  available = sorted(int(n) for n in os.listdir(checkpoints_dir) if n.isdigit()) \
+      if os.path.isdir(checkpoints_dir) else []
+  if iteration is None:
+    return saved_model, (os.path.join(checkpoints_dir, f"{available[-1]:09d}")
+                         if available else None)
+  if iteration not in available:
+    raise UsageError(f"no policy checkpoint for iteration {iteration} in {run_dir!r}; "
+                     f"available: {available}")
+  return saved_model, os.path.join(checkpoints_dir, f"{iteration:09d}")
+
+
+def _needs_display(error: Exception) -> bool:
+  text = str(error).lower()
+  return any(word in text for word in ("display", "x11", "glfw", "egl", "xlib", "video system"))
+
+
+def run(args) -> List[float]:
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tf_agents.policies import policy_loader  # pylint: disable=import-outside-toplevel
+  import tfrl  # pylint: disable=import-outside-toplevel  (for the environment suite only)
+
+  if not os.path.isdir(args.run_dir):
+    raise UsageError(f"run directory {args.run_dir!r} does not exist")
+  if args.episodes < 1:
+    raise UsageError("-n must be at least 1")
+  env_id = env_id_of(args.run_dir)
+  saved_model, checkpoint = policy_paths(args.run_dir, args.checkpoint)
+  try:
+    policy = policy_loader.load(saved_model, checkpoint)
+  except (OSError, ValueError, tf.errors.OpError) as e:
+    raise UsageError(f"cannot load the policy in {saved_model}: {type(e).__name__}") from None
+
+  on_screen = args.video is None and not args.norender
+  if on_screen and not os.environ.get("DISPLAY"):
+    print("no display: not rendering on screen (use --video to record)", file=sys.stderr)
+    on_screen = False
+  render_mode = "rgb_array" if args.video else ("human" if on_screen else None)
+  env = tfrl.envs.load(env_id, seed=args.seed, max_episode_steps=args.max_len,
+                       render_mode=render_mode)
+  frames, display = [], None
+
+  def grab():
+    nonlocal display
+    if render_mode != "rgb_array":
+      return
+    try:
+      frame = env.render()
+    except Exception as e:  # pylint: disable=broad-except
+      if display is not None or os.environ.get("DISPLAY") or not _needs_display(e):
+        raise
+      display = _start_virtual_display()
+      frame = env.render()
+    frames.append(np.asarray(frame))
+
+  returns = []
+  try:
+    for episode in range(args.episodes):
+      time_step = env.reset()
+      grab()
+      total, length = 0.0, 0
+      while not time_step.is_last():
+        # policy_loader gives a py policy that batches the time step itself.
+        action = policy.action(time_step).action
+        time_step = env.step(action)
+        grab()
+        total += float(time_step.reward)
+        length += 1
+      returns.append(total)
+      print(f"episode {episode}: return {total:.2f}, length {length}")
+  finally:
+    env.close()
+    if display is not None:
+      display.stop()
+  print(f"average return {np.mean(returns):.2f} over {len(returns)} episodes "
+        f"(policy {checkpoint or saved_model})")
+  if args.video:
+    _write_video(args.video, frames, env.gym.metadata.get("render_fps") or 30)
+  return returns
+
+
+def _start_virtual_display():
+  try:
+    from pyvirtualdisplay import Display  # pylint: disable=import-outside-toplevel
+    display = Display(visible=False, size=(1024, 768))
+    display.start()
+    return display
+  except Exception as e:  # pylint: disable=broad-except
+    raise UsageError(f"rendering needs an X display and none could be started "
+                     f"(is Xvfb installed?): {e}") from None
+
+
+def _write_video(path: str, frames, fps: int):
+  import imageio  # pylint: disable=import-outside-toplevel
+  # Written beside the target and renamed: an interrupted run leaves any
+  # existing file at `path` intact.
+  tmp = f"{path}.tmp.mp4"
+  imageio.mimsave(tmp, frames, fps=fps, macro_block_size=1)
+  os.replace(tmp, path)
+  print(f"wrote {path}: {len(frames)} frames")
+
+
+def main(argv=None):
+  os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame: no sound card on servers
+  args = parse_args(argv if argv is not None else sys.argv[1:])
+  try:
+    run(args)
+  except UsageError as e:
+    print(f"test_policy.py: error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
