@@ -24,6 +24,12 @@ INSTALL_REQUIRES = [
     "imageio>=2.9",
     "imageio-ffmpeg>=0.4",
     "pyvirtualdisplay>=3.0",
+    # tfrl.experiments.plot draws learning curves to PNG (Figure(layout=...) needs 3.5).
+    "matplotlib>=3.5",
+    # tfrl.experiments.plot reads progress.csv files whose columns vary by run.
+    "pandas>=1.5",
+    # tfrl.experiments.grid: the progress bar over a grid's runs.
+    "tqdm>=4.60",
 ]
 
 setup(

@@ -15,7 +15,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off the console
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin file(s), applied in order.")
@@ -31,6 +31,10 @@ def main(argv):
     fail(f"unexpected arguments {argv[1:]}")
   if not FLAGS.gin_file:
     fail("give at least one --gin_file")
+  if not FLAGS["verbosity"].present:
+    # tf-agents' PolicySaver logs each traced signature at INFO/WARNING;
+    # the run's own output is the console table. --verbosity=0 brings them back.
+    logging.set_verbosity(logging.ERROR)
   from tfrl.errors import ConfigError
   from tfrl.train import config
   try:
@@ -50,6 +54,9 @@ def main(argv):
     if "Required bindings" in str(e) or "gin" in type(e).__module__:
       fail(config.one_line_gin_error(e))
     raise
+  except FloatingPointError as e:
+    # Training diverged; the run directory keeps its last good checkpoint.
+    fail(str(e).splitlines()[0], code=1)
   except KeyboardInterrupt:
     fail("interrupted; the run resumes from its last checkpoint", code=130)
 

@@ -84,3 +84,20 @@ def test_damaged_checkpoint_is_one_line_and_touches_nothing(tmp_path):
   assert len(lines) == 1 and lines[0].startswith("train.py: error: checkpoint"), result.stderr
   assert "Traceback" not in result.stderr
   assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")} == before
+
+
+def test_divergence_stops_naming_the_iteration_and_keeps_the_last_checkpoint(tmp_path):
+  root = tmp_path / "run"
+  result = train("--gin_file=reinforce_cartpole.gin", f"--root_dir={root}", *TINY,
+                 "--gin_bindings=tfrl.train.train.num_iterations=20",
+                 "--gin_bindings=tfrl.train.train.checkpoint_interval=1",
+                 "--gin_bindings=tfrl.agents.reinforce.learning_rate=1e30", cwd=tmp_path)
+  assert result.returncode == 1
+  lines = error_lines(result)
+  assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+  match = re.match(r"train.py: error: non-finite .* at iteration (\d+); "
+                   r"last good checkpoint: .*ckpt-(\d+)$", lines[0])
+  assert match, lines[0]
+  failed_at, kept = int(match.group(1)), int(match.group(2))
+  assert kept == failed_at - 1
+  assert f'model_checkpoint_path: "ckpt-{kept}"' in (root / "checkpoints" / "checkpoint").read_text()

@@ -20,6 +20,7 @@ checkpoints no agent checkpoint names are removed.
 
 import os
 import shutil
+import warnings
 from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
@@ -116,7 +117,11 @@ class PolicyExport:
     each into a temporary directory renamed into place."""
     saved_model = os.path.join(self._dir, "saved_model")
     if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
-      self._write(saved_model, self._saver.save)
+      with warnings.catch_warnings():
+        # TF notes that loading needs tfp's distribution types registered;
+        # tf-agents' policy_loader imports tfp, so it always is.
+        warnings.filterwarnings("ignore", message="Encoding a StructuredValue")
+        self._write(saved_model, self._saver.save)
     self._write(os.path.join(self._dir, "checkpoints", f"{iteration:09d}"),
                 self._saver.save_checkpoint)
 

@@ -3,6 +3,7 @@
 from typing import List, NamedTuple
 
 import numpy as np
+import tqdm
 
 from tfrl.drivers import Driver
 
@@ -21,14 +22,19 @@ class Evaluator:
     self._returns: List[float] = []
     self._lengths: List[int] = []
     self.policy = policy
+    self._progress = None
     self._driver = Driver(env, policy, on_episode=self._record)
 
   def _record(self, env: int, episode_return: float, length: int):
     self._returns.append(episode_return)
     self._lengths.append(length)
+    if self._progress is not None:
+      self._progress.update(1)
 
   def __call__(self) -> EvalResult:
     self._returns.clear()
     self._lengths.clear()
-    self._driver.run_episodes(self.num_episodes)
+    with tqdm.tqdm(total=self.num_episodes, desc="eval", disable=None, leave=False) as bar:
+      self._progress = bar
+      self._driver.run_episodes(self.num_episodes)
     return EvalResult(float(np.mean(self._returns)), list(self._returns), list(self._lengths))

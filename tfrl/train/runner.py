@@ -211,23 +211,28 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       driver.run_episodes(collect_episodes_per_iteration)
       experience = exp.replay.experience(exp.server.client,
                                          exp.adder.episodes_written - written_before)
-      faults.point("train")
-      loss_info = train_on_episodes(experience)
+      train_step = lambda: train_on_episodes(experience)  # pylint: disable=cell-var-from-loop
     else:
       driver.run_steps(collect_steps_per_iteration)
-      faults.point("train")
-      loss_info = train_on_samples()
+      train_step = train_on_samples
+    faults.point("train")
+    diverged = f"at iteration {iteration}; last good checkpoint: {run_checkpoint.latest}"
+    try:
+      loss_info = train_step()
+    except tf.errors.InvalidArgumentError as e:
+      if "nan" not in str(e).lower():
+        raise
+      # Agents with check_numerics (tf-agents') stop inside the graph.
+      raise FloatingPointError(f"non-finite values in training {diverged}") from None
     loss = float(loss_info.loss)
     if not math.isfinite(loss):
-      raise FloatingPointError(f"non-finite loss {loss} at iteration {iteration}; "
-                               f"last good checkpoint: {run_checkpoint.latest}")
+      raise FloatingPointError(f"non-finite loss {loss} {diverged}")
     logger.store(loss=loss, **flatten_diagnostics(loss_info.extra))
     if iteration % eval_interval == 0 or iteration == num_iterations:
       report(iteration)
     if iteration % checkpoint_interval == 0 or iteration == num_iterations:
       if not all(np.all(np.isfinite(v.numpy())) for v in agent.variables):
-        raise FloatingPointError(f"non-finite parameters at iteration {iteration}; "
-                                 f"last good checkpoint: {run_checkpoint.latest}")
+        raise FloatingPointError(f"non-finite parameters {diverged}")
       counters["iteration"].assign(iteration)
       counters["env_steps"].assign(driver.env_steps)
       counters["episodes"].assign(driver.episodes)
