@@ -180,7 +180,7 @@ def test_prioritized_dqn_sets_priorities_from_td_errors():
   tfrl.drivers.Driver(env, agent.collect_policy, observers=[adder]).run_steps(200)
   train_steps = _off_policy_train_fn(agent, transitions, server, batch_size=32, num_steps=5)
   try:
-    assert np.isfinite(train_steps().numpy())
+    assert np.isfinite(train_steps().loss.numpy())
     assert int(agent.train_step_counter.numpy()) == 5
     priorities = [sample[0].info.priority
                   for sample in server.client.sample(transitions.table_name, num_samples=200)]
