@@ -281,12 +281,16 @@ def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int)
       return loss_info
     return train_prioritized
 
+  # tf-agents' train code is written for autograph off; converting it costs
+  # 3-4x the tracing time (12 s instead of 3 s for SAC).
+  train_step = tf.autograph.experimental.do_not_convert(agent.train)
+
   @tf.function  # autograph on: the tf.range loop becomes one while loop
   def train_uniform():
     # The first step is outside the loop: it creates the optimizer's slot
     # variables, which TF does not allow inside a while loop.
-    loss_info = agent.train(next(iterator)[0])
+    loss_info = train_step(next(iterator)[0])
     for _ in tf.range(num_steps - 1):
-      loss_info = agent.train(next(iterator)[0])
+      loss_info = train_step(next(iterator)[0])
     return loss_info
   return train_uniform

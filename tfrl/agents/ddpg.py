@@ -1,0 +1,151 @@
+"""DDPG (Lillicrap et al., 2015): tf-agents' DdpgAgent, with Spinning Up's defaults.
+
+Also holds the networks DDPG, TD3 and SAC share (the deterministic actor, the
+Q critic, SAC's squashed-Gaussian actor) and `GaussianNoisePolicy`:
+exploration noise drawn independently for every env of a batch (tf-agents'
+GaussianPolicy and OUNoisePolicy draw one sample per step and add it to every
+env's action).
+"""
+
+from typing import Optional, Sequence
+
+import gin
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tf_agents.agents.ddpg import actor_network as ddpg_actor_network
+from tf_agents.agents.ddpg import critic_network as ddpg_critic_network
+from tf_agents.agents.ddpg import ddpg_agent
+from tf_agents.agents.sac import tanh_normal_projection_network
+from tf_agents.networks import actor_distribution_network
+from tf_agents.policies import actor_policy
+from tf_agents.policies import tf_policy
+
+from tfrl.networks import adam
+
+
+def deterministic_actor_network(observation_spec, action_spec, fc_layer_params: Sequence[int]):
+  """mu(s) for DDPG and TD3: an MLP ending in tanh, scaled to the action bounds.
+
+  tf-agents' initialisation: hidden layers U(+-1/sqrt(fan_in)) (PyTorch's
+  default, which Spinning Up uses), output layer U(+-0.003) (the DDPG paper's).
+  """
+  return ddpg_actor_network.ActorNetwork(observation_spec, action_spec,
+                                         fc_layer_params=tuple(fc_layer_params))
+
+
+def critic_network(observation_spec, action_spec, fc_layer_params: Sequence[int]):
+  """Q(s, a) for DDPG, TD3 and SAC: one MLP on [observation, action]
+  concatenated, as Spinning Up's (no separate observation/action towers)."""
+  return ddpg_critic_network.CriticNetwork((observation_spec, action_spec),
+                                           joint_fc_layer_params=tuple(fc_layer_params))
+
+
+def squashed_gaussian_actor_network(observation_spec, action_spec,
+                                    fc_layer_params: Sequence[int]):
+  """pi(a|s) for SAC: a diagonal Gaussian squashed by tanh into the action
+  bounds; its mode (tanh of the mean, scaled) is the evaluation action."""
+  return actor_distribution_network.ActorDistributionNetwork(
+      observation_spec, action_spec, fc_layer_params=tuple(fc_layer_params),
+      continuous_projection_net=tanh_normal_projection_network.TanhNormalProjectionNetwork)
+
+
+class GaussianNoisePolicy(tf_policy.TFPolicy):
+  """`wrapped_policy`'s action plus N(0, scale^2) noise, independent per env and
+  action dimension, in action units (not relative to the bounds), then clipped
+  to the action spec."""
+
+  def __init__(self, wrapped_policy: tf_policy.TFPolicy, scale: float, clip: bool = True,
+               name: Optional[str] = None):
+    super().__init__(wrapped_policy.time_step_spec, wrapped_policy.action_spec,
+                     wrapped_policy.policy_state_spec, wrapped_policy.info_spec,
+                     clip=clip, name=name)
+    self._wrapped_policy = wrapped_policy
+    self._scale = scale
+
+  def _variables(self):
+    return self._wrapped_policy.variables()
+
+  def _action(self, time_step, policy_state, seed):
+    seed_stream = tfp.util.SeedStream(seed=seed, salt="gaussian_noise")
+    step = self._wrapped_policy.action(time_step, policy_state, seed_stream())
+    noisy = tf.nest.map_structure(
+        lambda a: a + tf.random.normal(tf.shape(a), stddev=self._scale, dtype=a.dtype,
+                                       seed=seed_stream()),
+        step.action)
+    return step._replace(action=noisy)
+
+  def _distribution(self, time_step, policy_state):
+    raise NotImplementedError("a noisy deterministic policy has no distribution")
+
+
+def explore_with_gaussian_noise(agent, actor_net, scale: float):
+  """Replaces a DDPG/TD3 agent's collect policy by actor + per-env Gaussian noise."""
+  # pylint: disable=protected-access
+  agent._collect_policy = GaussianNoisePolicy(
+      actor_policy.ActorPolicy(agent.time_step_spec, agent.action_spec, actor_net, clip=False),
+      scale=scale, clip=True)
+  return agent
+
+
+def actor_and_critic(time_step_spec, action_spec, actor_fc_layer_params,
+                     critic_fc_layer_params):
+  """mu(s) (tanh-bounded MLP) and Q(s, a) (MLP on [s, a]), as Spinning Up's."""
+  return (deterministic_actor_network(time_step_spec.observation, action_spec,
+                                      actor_fc_layer_params),
+          critic_network(time_step_spec.observation, action_spec, critic_fc_layer_params))
+
+
+@gin.configurable(module="tfrl.agents")
+def ddpg(time_step_spec,
+         action_spec,
+         actor_fc_layer_params: Sequence[int] = (256, 256),
+         critic_fc_layer_params: Sequence[int] = (256, 256),
+         actor_learning_rate: float = 1e-3,
+         critic_learning_rate: float = 1e-3,
+         gamma: float = 0.99,
+         target_update_tau: float = 0.005,
+         target_update_period: int = 1,
+         exploration_noise_std: float = 0.1,
+         td_errors_loss_fn=tf.math.squared_difference,
+         reward_scale_factor: float = 1.0,
+         dqda_clipping: Optional[float] = None,
+         gradient_clipping: Optional[float] = None):
+  """Deep deterministic policy gradient: Q-learning for continuous actions.
+
+  The critic Q(s, a) regresses on r + gamma * Q_targ(s', mu_targ(s')); the
+  deterministic actor mu(s) ascends Q(s, mu(s)). Target networks track the
+  online ones by polyak averaging: every `target_update_period` train steps,
+  targ <- (1 - tau) * targ + tau * online (Spinning Up's polyak = 1 - tau).
+  Exploration adds N(0, exploration_noise_std^2) to mu(s), in action units,
+  independently per env, then clips to the action bounds (Spinning Up's
+  act_noise; tf-agents' own default, OU noise with stddev 1.0 and damping
+  1.0, is white noise of std 1.0 shared by all envs of a batch).
+
+  Defaults are Spinning Up's (pi_lr = q_lr = 1e-3, gamma 0.99, polyak 0.995,
+  act_noise 0.1, MSE critic loss instead of tf-agents' Huber loss); its
+  batch size, start_steps and update_every belong to the loop (agents/ddpg.gin).
+  The knobs that matter most: the learning rates, exploration_noise_std
+  relative to the action range, and tau. tf-agents' actor loss (as logged)
+  is mean((dQ/da)^2), not -Q: a surrogate whose gradient is twice -Q's, the
+  same update under Adam, which (but for its epsilon) ignores gradient scale.
+  """
+  actor_net, critic_net = actor_and_critic(time_step_spec, action_spec, actor_fc_layer_params,
+                                           critic_fc_layer_params)
+  agent = ddpg_agent.DdpgAgent(
+      time_step_spec,
+      action_spec,
+      actor_network=actor_net,
+      critic_network=critic_net,
+      actor_optimizer=adam(actor_learning_rate),
+      critic_optimizer=adam(critic_learning_rate),
+      target_update_tau=target_update_tau,
+      target_update_period=target_update_period,
+      dqda_clipping=dqda_clipping,
+      td_errors_loss_fn=td_errors_loss_fn,
+      gamma=gamma,
+      reward_scale_factor=reward_scale_factor,
+      gradient_clipping=gradient_clipping,
+      train_step_counter=tf.Variable(0, dtype=tf.int64, name="train_step"))
+  explore_with_gaussian_noise(agent, actor_net, exploration_noise_std)
+  agent.initialize()
+  return agent
