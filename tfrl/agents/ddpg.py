@@ -1,7 +1,6 @@
 """DDPG (Lillicrap et al., 2015): tf-agents' DdpgAgent, with Spinning Up's defaults.
 
-Also holds the networks DDPG, TD3 and SAC share (the deterministic actor, the
-Q critic, SAC's squashed-Gaussian actor) and `GaussianNoisePolicy`:
+Also holds what DDPG and TD3 share: `actor_and_critic` and `GaussianNoisePolicy`:
 exploration noise drawn independently for every env of a batch (tf-agents'
 GaussianPolicy and OUNoisePolicy draw one sample per step and add it to every
 env's action).
@@ -12,41 +11,11 @@ from typing import Optional, Sequence
 import gin
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tf_agents.agents.ddpg import actor_network as ddpg_actor_network
-from tf_agents.agents.ddpg import critic_network as ddpg_critic_network
 from tf_agents.agents.ddpg import ddpg_agent
-from tf_agents.agents.sac import tanh_normal_projection_network
-from tf_agents.networks import actor_distribution_network
 from tf_agents.policies import actor_policy
 from tf_agents.policies import tf_policy
 
-from tfrl.networks import adam
-
-
-def deterministic_actor_network(observation_spec, action_spec, fc_layer_params: Sequence[int]):
-  """mu(s) for DDPG and TD3: an MLP ending in tanh, scaled to the action bounds.
-
-  tf-agents' initialisation: hidden layers U(+-1/sqrt(fan_in)) (PyTorch's
-  default, which Spinning Up uses), output layer U(+-0.003) (the DDPG paper's).
-  """
-  return ddpg_actor_network.ActorNetwork(observation_spec, action_spec,
-                                         fc_layer_params=tuple(fc_layer_params))
-
-
-def critic_network(observation_spec, action_spec, fc_layer_params: Sequence[int]):
-  """Q(s, a) for DDPG, TD3 and SAC: one MLP on [observation, action]
-  concatenated, as Spinning Up's (no separate observation/action towers)."""
-  return ddpg_critic_network.CriticNetwork((observation_spec, action_spec),
-                                           joint_fc_layer_params=tuple(fc_layer_params))
-
-
-def squashed_gaussian_actor_network(observation_spec, action_spec,
-                                    fc_layer_params: Sequence[int]):
-  """pi(a|s) for SAC: a diagonal Gaussian squashed by tanh into the action
-  bounds; its mode (tanh of the mean, scaled) is the evaluation action."""
-  return actor_distribution_network.ActorDistributionNetwork(
-      observation_spec, action_spec, fc_layer_params=tuple(fc_layer_params),
-      continuous_projection_net=tanh_normal_projection_network.TanhNormalProjectionNetwork)
+from tfrl.networks import adam, critic_network, deterministic_actor_network
 
 
 class GaussianNoisePolicy(tf_policy.TFPolicy):

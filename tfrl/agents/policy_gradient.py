@@ -19,6 +19,17 @@ from tf_agents.agents import tf_agent
 from tf_agents.policies import actor_policy
 
 from tfrl.agents.advantages import generalized_advantage_estimation, normalize, td_lambda_returns
+from tfrl.networks import actor_network, value_network
+
+
+def actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
+                             value_fc_layer_params, activation: str,
+                             init_action_stddev: Optional[float] = None):
+  """The family's two networks: a stochastic actor pi(a|s) and V(s)."""
+  return dict(actor_net=actor_network(time_step_spec.observation, action_spec,
+                                      actor_fc_layer_params, activation, init_action_stddev),
+              value_net=value_network(time_step_spec.observation, value_fc_layer_params,
+                                      activation))
 
 
 class PolicyGradientAgent(tf_agent.TFAgent):

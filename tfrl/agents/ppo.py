@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 import gin
 import tensorflow as tf
 
-from tfrl.agents.policy_gradient import PolicyGradientAgent
-from tfrl.networks import actor_network, adam, value_network
+from tfrl.agents.policy_gradient import PolicyGradientAgent, actor_and_value_networks
+from tfrl.networks import adam
 
 
 class PpoAgent(PolicyGradientAgent):
@@ -102,9 +102,8 @@ def ppo(time_step_spec,
   train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
   return PpoAgent(
       time_step_spec, action_spec,
-      actor_net=actor_network(time_step_spec.observation, action_spec, actor_fc_layer_params,
-                              activation, init_action_stddev),
-      value_net=value_network(time_step_spec.observation, value_fc_layer_params, activation),
+      **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
+                                 value_fc_layer_params, activation, init_action_stddev),
       policy_optimizer=adam(policy_learning_rate, decay, train_step),
       value_optimizer=adam(value_learning_rate, decay, train_step),
       clip_ratio=clip_ratio, target_kl=target_kl, num_epochs=num_epochs,

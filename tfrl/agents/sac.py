@@ -7,8 +7,7 @@ import gin
 import tensorflow as tf
 from tf_agents.agents.sac import sac_agent
 
-from tfrl.agents.ddpg import critic_network, squashed_gaussian_actor_network
-from tfrl.networks import adam
+from tfrl.networks import adam, critic_network, squashed_gaussian_actor_network
 
 
 @gin.configurable(module="tfrl.agents")

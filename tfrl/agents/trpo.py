@@ -17,8 +17,8 @@ import gin
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfrl.agents.policy_gradient import PolicyGradientAgent
-from tfrl.networks import actor_network, adam, value_network
+from tfrl.agents.policy_gradient import PolicyGradientAgent, actor_and_value_networks
+from tfrl.networks import adam
 
 
 def conjugate_gradient(matrix_vector_product: Callable[[tf.Tensor], tf.Tensor], b: tf.Tensor,
@@ -136,9 +136,8 @@ def trpo(time_step_spec,
   gamma 0.99, lambda 0.97, 64-64 tanh networks."""
   return TrpoAgent(
       time_step_spec, action_spec,
-      actor_net=actor_network(time_step_spec.observation, action_spec, actor_fc_layer_params,
-                              activation, init_action_stddev),
-      value_net=value_network(time_step_spec.observation, value_fc_layer_params, activation),
+      **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
+                                 value_fc_layer_params, activation, init_action_stddev),
       value_optimizer=adam(value_learning_rate),
       max_kl=max_kl, damping=damping, cg_iters=cg_iters, backtrack_iters=backtrack_iters,
       backtrack_coeff=backtrack_coeff, gamma=gamma, gae_lambda=gae_lambda,

@@ -13,8 +13,8 @@ from typing import Optional, Sequence
 import gin
 import tensorflow as tf
 
-from tfrl.agents.policy_gradient import PolicyGradientAgent
-from tfrl.networks import actor_network, adam, value_network
+from tfrl.agents.policy_gradient import PolicyGradientAgent, actor_and_value_networks
+from tfrl.networks import adam
 
 
 class VpgAgent(PolicyGradientAgent):
@@ -59,9 +59,8 @@ def vpg(time_step_spec,
   train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
   return VpgAgent(
       time_step_spec, action_spec,
-      actor_net=actor_network(time_step_spec.observation, action_spec, actor_fc_layer_params,
-                              activation, init_action_stddev),
-      value_net=value_network(time_step_spec.observation, value_fc_layer_params, activation),
+      **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
+                                 value_fc_layer_params, activation, init_action_stddev),
       policy_optimizer=adam(policy_learning_rate, learning_rate_decay_steps, train_step),
       value_optimizer=adam(value_learning_rate, learning_rate_decay_steps, train_step),
       entropy_coef=entropy_coef, gamma=gamma, gae_lambda=gae_lambda, value_epochs=value_epochs,

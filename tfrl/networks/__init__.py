@@ -6,6 +6,9 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from tf_agents.agents.ddpg import actor_network as ddpg_actor_network
+from tf_agents.agents.ddpg import critic_network as ddpg_critic_network
+from tf_agents.agents.sac import tanh_normal_projection_network
 from tf_agents.networks import actor_distribution_network
 from tf_agents.networks import normal_projection_network
 from tf_agents.networks import value_network as value_network_lib
@@ -32,6 +35,32 @@ def value_network(observation_spec, fc_layer_params: Sequence[int], activation: 
   """A state-value network V(s)."""
   return value_network_lib.ValueNetwork(observation_spec, fc_layer_params=tuple(fc_layer_params),
                                         activation_fn=tf.keras.activations.get(activation))
+
+
+def deterministic_actor_network(observation_spec, action_spec, fc_layer_params: Sequence[int]):
+  """mu(s) for DDPG and TD3: an MLP ending in tanh, scaled to the action bounds.
+
+  tf-agents' initialisation: hidden layers U(+-1/sqrt(fan_in)) (PyTorch's
+  default, which Spinning Up uses), output layer U(+-0.003) (the DDPG paper's).
+  """
+  return ddpg_actor_network.ActorNetwork(observation_spec, action_spec,
+                                         fc_layer_params=tuple(fc_layer_params))
+
+
+def critic_network(observation_spec, action_spec, fc_layer_params: Sequence[int]):
+  """Q(s, a) for DDPG, TD3 and SAC: one MLP on [observation, action]
+  concatenated, as Spinning Up's (no separate observation/action towers)."""
+  return ddpg_critic_network.CriticNetwork((observation_spec, action_spec),
+                                           joint_fc_layer_params=tuple(fc_layer_params))
+
+
+def squashed_gaussian_actor_network(observation_spec, action_spec,
+                                    fc_layer_params: Sequence[int]):
+  """pi(a|s) for SAC: a diagonal Gaussian squashed by tanh into the action
+  bounds; its mode (tanh of the mean, scaled) is the evaluation action."""
+  return actor_distribution_network.ActorDistributionNetwork(
+      observation_spec, action_spec, fc_layer_params=tuple(fc_layer_params),
+      continuous_projection_net=tanh_normal_projection_network.TanhNormalProjectionNetwork)
 
 
 class LinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
