@@ -102,6 +102,7 @@ def train(root_dir: str,
           checkpoint_interval: int = 50,
           export_policy: bool = True,
           replay_server_address: Optional[str] = None,
+          compiled: bool = False,
           log: Callable[[str], None] = print) -> dict:
   """Trains an agent; resumes if `root_dir` holds a checkpoint of the same config.
 
@@ -111,8 +112,16 @@ def train(root_dir: str,
   `train_steps_per_iteration` and `batch_size`. Each evaluation writes a
   progress.csv row and, with `export_policy`, the greedy policy's variables
   under policies/ (a SavedModel). Returns the last evaluation's
-  figures (the final row of progress.csv).
+  figures (the final row of progress.csv). `compiled=True` runs the whole
+  off-policy loop in one compiled TF graph (`tfrl.train.compiled`).
   """
+  if compiled:
+    from tfrl.train.compiled import train_compiled  # pylint: disable=import-outside-toplevel
+    return train_compiled(
+        root_dir, env_id, agent_fn, replay, seed, num_envs, num_iterations,
+        collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
+        train_steps_per_iteration, batch_size, eval_interval, num_eval_episodes, eval_num_envs,
+        checkpoint_interval, export_policy, log=log)
   if replay.on_policy and collect_episodes_per_iteration > replay.capacity:
     raise ConfigError(f"replay capacity {replay.capacity} < collect_episodes_per_iteration "
                       f"{collect_episodes_per_iteration}: episodes would be dropped")
@@ -231,8 +240,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
     if iteration % eval_interval == 0 or iteration == num_iterations:
       report(iteration)
     if iteration % checkpoint_interval == 0 or iteration == num_iterations:
-      if not all(np.all(np.isfinite(v.numpy())) for v in agent.variables):
-        raise FloatingPointError(f"non-finite parameters {diverged}")
+      check_finite_parameters(agent, diverged)
       counters["iteration"].assign(iteration)
       counters["env_steps"].assign(driver.env_steps)
       counters["episodes"].assign(driver.episodes)
@@ -244,6 +252,11 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   if last_row is None:
     last_row = {r: v for r, v in (progress.rows() or [{}])[-1].items()}
   return last_row
+
+
+def check_finite_parameters(agent, diverged: str):
+  if not all(np.all(np.isfinite(v.numpy())) for v in agent.variables):
+    raise FloatingPointError(f"non-finite parameters {diverged}")
 
 
 def _compiled_on_policy_train(agent):

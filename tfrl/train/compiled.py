@@ -1,0 +1,259 @@
+"""The compiled fast path: act -> step -> store -> sample -> update -> target
+sync, the whole off-policy loop in one TF graph (XLA by default).
+
+The JAX DQN tutorial's design in TF: the environment is batched tensor ops
+(`tfrl.envs.tf_envs`), the replay a ring of preallocated variables
+(`tfrl.replay.in_graph`), the agent's act and update plain TF ops on its own
+variables (`tfrl.agents.dqn.InGraphDqn`), and `CompiledLoop.run` one
+`tf.function(jit_compile=True)` holding the iterations' while loop, so no
+step goes back to Python. Python only runs between evaluations: the run
+directory, progress.csv, checkpoints, evaluation on the gymnasium
+environment and policy export are the regular runner's
+(`tfrl.train.runner`). Selected by `tfrl.train.train.compiled = True`.
+
+Another off-policy agent joins by giving an in-graph learner like
+`InGraphDqn` (`transition_spec`, `build`, `act`, `random_act`, `update`)
+and registering it in `LEARNERS`.
+"""
+
+import math
+import os
+import time
+
+import gin
+import numpy as np
+import tensorflow as tf
+from tf_agents.agents.dqn import dqn_agent
+
+from tfrl.agents.dqn import InGraphDqn
+from tfrl.envs import tf_envs
+from tfrl.errors import ConfigError
+from tfrl.replay.in_graph import InGraphReplay
+from tfrl.train import runner
+from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
+from tfrl.train.logger import EpochLogger
+from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
+
+# Which in-graph learner drives which tf-agents agent.
+LEARNERS = {dqn_agent.DqnAgent: InGraphDqn}
+RNGS = ("stateless", "generator")
+
+
+def in_graph_learner(agent):
+  for agent_type, learner in LEARNERS.items():
+    if isinstance(agent, agent_type):
+      return learner(agent)
+  raise ConfigError(f"the compiled loop has no in-graph learner for {type(agent).__name__} "
+                    f"(it has: {', '.join(t.__name__ for t in LEARNERS)})")
+
+
+class CompiledLoop(tf.Module):
+  """Environment state, replay and episode bookkeeping as variables, and
+  `run`, which advances them inside one compiled function. Being a
+  tf.Module, a checkpoint of it resumes mid-episode with the same replay.
+
+  rng: "stateless" derives each step's random seed from (seed, a step
+  counter); "generator" draws it from a `tf.random.Generator`.
+  """
+
+  def __init__(self, env, learner, num_envs: int, replay_capacity: int, batch_size: int,
+               seed: int, jit_compile: bool = True, rng: str = "stateless",
+               episode_log_size: int = 4096):
+    super().__init__(name="compiled_loop")
+    if rng not in RNGS:
+      raise ConfigError(f"rng must be one of {RNGS}, got {rng!r}")
+    if num_envs < 1 or batch_size < 1:
+      raise ConfigError(f"num_envs and batch_size must be >= 1, got {num_envs}, {batch_size}")
+    self.env, self.learner = env, learner
+    self.num_envs, self.batch_size = num_envs, batch_size
+    self.replay = InGraphReplay(learner.transition_spec, replay_capacity)
+    self._seed = tf.constant(seed, tf.int64)
+    self._key_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="key_counter")
+    self._generator = tf.random.Generator.from_seed(seed) if rng == "generator" else None
+    self.env_state = tf.nest.map_structure(
+        lambda t: tf.Variable(t, trainable=False),
+        env.reset(tf.stack([self._seed, tf.constant(-1, tf.int64)]), num_envs))
+    zeros = lambda dtype, n=num_envs: tf.Variable(tf.zeros([n], dtype), trainable=False)
+    self.episode_return, self.episode_length = zeros(tf.float32), zeros(tf.int64)
+    # Finished episodes since the last `take_finished_episodes`, in a ring of
+    # `episode_log_size` (one spare slot takes the writes of unfinished envs).
+    self._log_size = episode_log_size
+    self._finished_returns = zeros(tf.float32, episode_log_size + 1)
+    self._finished_lengths = zeros(tf.int64, episode_log_size + 1)
+    self._finished = tf.Variable(0, dtype=tf.int64, trainable=False, name="finished")
+    self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
+    self.episodes = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes")
+    learner.build()
+    self.run = tf.function(self._run, jit_compile=jit_compile, autograph=True)
+
+  def _next_seed(self):
+    """A fresh [2] seed for this step's stateless draws."""
+    if self._generator is not None:
+      return self._generator.make_seeds(1)[:, 0]
+    self._key_counter.assign_add(1)
+    return tf.stack([self._seed, self._key_counter])
+
+  def _collect_step(self, random_actions):
+    act_seed, reset_seed = tf.unstack(
+        tf.random.experimental.stateless_split(self._next_seed(), 2))
+    state = tf.nest.map_structure(lambda v: v.read_value(), self.env_state)
+    observation = self.env.observe(state)
+    action = tf.cond(random_actions,
+                     lambda: self.learner.random_act(observation, act_seed),
+                     lambda: self.learner.act(observation, act_seed))
+    step = self.env.step(state, action)
+    self.replay.add(dict(observation=observation, action=action, reward=step.reward,
+                         discount=1.0 - tf.cast(step.terminated, tf.float32),
+                         next_observation=step.observation))
+    tf.nest.map_structure(lambda v, t: v.assign(t), self.env_state,
+                          tf_envs.auto_reset(self.env, step, reset_seed))
+    self._record_episodes(step)
+
+  def _record_episodes(self, step):
+    returns = self.episode_return + step.reward
+    lengths = self.episode_length + 1
+    done = step.terminated | step.truncated
+    slot = self._finished + tf.cumsum(tf.cast(done, tf.int64)) - 1
+    slot = tf.where(done, tf.math.floormod(slot, self._log_size), self._log_size)[:, None]
+    self._finished_returns.scatter_nd_update(slot, returns)
+    self._finished_lengths.scatter_nd_update(slot, lengths)
+    ended = tf.reduce_sum(tf.cast(done, tf.int64))
+    self._finished.assign_add(ended)
+    self.episodes.assign_add(ended)
+    self.env_steps.assign_add(self.num_envs)
+    self.episode_return.assign(tf.where(done, 0.0, returns))
+    self.episode_length.assign(tf.where(done, tf.zeros_like(lengths), lengths))
+
+  def _run(self, num_iterations, steps_per_iteration, train_steps_per_iteration,
+           random_actions):
+    """`num_iterations` times: `steps_per_iteration` batched env steps, then
+    `train_steps_per_iteration` updates. Returns the mean loss (0 if none)."""
+    loss_sum = tf.constant(0.0)
+    for _ in tf.range(num_iterations):
+      for _ in tf.range(steps_per_iteration):
+        self._collect_step(random_actions)
+      for _ in tf.range(train_steps_per_iteration):
+        loss_sum += self.learner.update(self.replay.sample(self.batch_size, self._next_seed()))
+    updates = num_iterations * train_steps_per_iteration
+    return loss_sum / tf.cast(tf.maximum(updates, 1), tf.float32)
+
+  def take_finished_episodes(self):
+    """(returns, lengths) of the episodes finished since the last call (the
+    latest `episode_log_size` of them), as numpy arrays."""
+    count = int(self._finished.numpy())
+    order = (np.arange(max(count - self._log_size, 0), count) % self._log_size)
+    returns = self._finished_returns.numpy()[order]
+    lengths = self._finished_lengths.numpy()[order]
+    self._finished.assign(0)
+    return returns, lengths
+
+
+@gin.configurable(module="tfrl.train")
+def train_compiled(root_dir: str, env_id: str, agent_fn, replay, seed: int, num_envs: int,
+                   num_iterations: int, collect_steps_per_iteration: int,
+                   initial_collect_steps: int, random_initial_collect: bool,
+                   train_steps_per_iteration: int, batch_size: int, eval_interval: int,
+                   num_eval_episodes: int, eval_num_envs: int, checkpoint_interval: int,
+                   export_policy: bool, log=print,
+                   jit_compile: bool = True, rng: str = "stateless") -> dict:
+  """`tfrl.train.train`'s off-policy loop, compiled; called by it with its
+  own arguments when `tfrl.train.train.compiled = True`. The replay
+  capacity is `replay.capacity`; an iteration is
+  ceil(collect_steps_per_iteration / num_envs) batched env steps then
+  `train_steps_per_iteration` updates, as in the regular loop.
+  `jit_compile`: XLA (True) or a plain tf.function graph."""
+  if replay.on_policy:
+    raise ConfigError("the compiled loop is for off-policy agents (replay = TransitionReplay)")
+  exp = runner.Experiment(env_id, agent_fn, replay, seed, num_envs=1,
+                          num_eval_episodes=num_eval_episodes, eval_num_envs=eval_num_envs,
+                          replay_server_address=None)
+  try:
+    loop = CompiledLoop(tf_envs.make(env_id), in_graph_learner(exp.agent), num_envs,
+                        replay.capacity, batch_size, seed, jit_compile, rng)
+    return _run(exp, loop, root_dir, num_iterations, -(-collect_steps_per_iteration // num_envs),
+                initial_collect_steps, random_initial_collect, train_steps_per_iteration,
+                eval_interval, checkpoint_interval, export_policy, log)
+  finally:
+    exp.close()
+
+
+def _run(exp, loop, root_dir, num_iterations, steps_per_iteration, initial_collect_steps,
+         random_initial_collect, train_steps_per_iteration, eval_interval, checkpoint_interval,
+         export_policy, log):
+  config = gin.operative_config_str()
+  resuming = check_run_dir(root_dir, config)
+  agent = exp.agent
+  iteration_counter = tf.Variable(0, dtype=tf.int64, name="iteration")
+  wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
+  run_checkpoint = RunCheckpoint(root_dir, agent, dict(iteration=iteration_counter, wall_s=wall,
+                                                       compiled_loop=loop))
+  if run_checkpoint.latest:
+    run_checkpoint.restore()
+  os.makedirs(root_dir, exist_ok=True)
+  if not resuming:
+    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+  log(f"run directory: {root_dir} (compiled loop)")
+  if run_checkpoint.latest:
+    log(f"resumed from {run_checkpoint.latest} at iteration {int(iteration_counter)}")
+  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), runner.PROGRESS_COLUMNS)
+  progress.truncate_after(int(iteration_counter) if run_checkpoint.latest else -1)
+  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
+  logger = EpochLogger(progress, summary_writer, console=log)
+  exporter = PolicyExport(root_dir, exp.evaluator.policy, agent.train_step_counter) \
+      if export_policy else None
+  start_wall = time.time() - float(wall.numpy())
+  last_row = None
+
+  def store_finished_episodes():
+    returns, lengths = loop.take_finished_episodes()
+    if len(returns):
+      logger.store(train_return=returns, train_length=lengths)
+
+  def report(iteration):
+    nonlocal last_row
+    store_finished_episodes()
+    result = exp.evaluator()
+    logger.store(eval_return=result.returns, eval_length=result.lengths)
+    row = logger.row(stats=("eval_return", "train_return"), iteration=iteration,
+                     env_steps=int(loop.env_steps.numpy()),
+                     train_steps=int(agent.train_step_counter.numpy()),
+                     episodes=int(loop.episodes.numpy()))
+    row["avg_return"] = row.pop("eval_return")
+    row["wall_s"] = time.time() - start_wall
+    logger.write(row, step=row["env_steps"])
+    if exporter is not None:
+      exporter.save(iteration)
+    last_row = row
+
+  as_int = lambda n: tf.constant(n, tf.int64)
+  if loop.env_steps.numpy() < initial_collect_steps:
+    # One iteration of random (or policy) steps, no updates.
+    missing = initial_collect_steps - int(loop.env_steps.numpy())
+    loop.run(as_int(1), as_int(-(-missing // loop.num_envs)), as_int(0),
+             tf.constant(random_initial_collect))
+  iteration = int(iteration_counter.numpy())
+  if iteration == 0:
+    report(0)
+  while iteration < num_iterations:
+    # Run compiled up to the next evaluation or checkpoint.
+    stop = min(num_iterations, (iteration // eval_interval + 1) * eval_interval,
+               (iteration // checkpoint_interval + 1) * checkpoint_interval)
+    loss = float(loop.run(as_int(stop - iteration), as_int(steps_per_iteration),
+                          as_int(train_steps_per_iteration), tf.constant(False)))
+    iteration = stop
+    diverged = f"at iteration {iteration}; last good checkpoint: {run_checkpoint.latest}"
+    if not math.isfinite(loss):
+      raise FloatingPointError(f"non-finite loss {loss} {diverged}")
+    if train_steps_per_iteration:
+      logger.store(loss=loss)
+    if iteration % eval_interval == 0 or iteration == num_iterations:
+      report(iteration)
+    if iteration % checkpoint_interval == 0 or iteration == num_iterations:
+      runner.check_finite_parameters(agent, diverged)
+      iteration_counter.assign(iteration)
+      wall.assign(time.time() - start_wall)
+      run_checkpoint.save(iteration)
+  summary_writer.flush()
+  if last_row is None:
+    last_row = dict((progress.rows() or [{}])[-1])
+  return last_row
