@@ -65,7 +65,10 @@ def run_one(gin_file, threshold, seed, out_dir):
 
 
 def fmt(v, spec):
-  return "-" if v is None else format(v, spec)
+  """`v` formatted by `spec`; a missing value is a "-" of the same width."""
+  if v is None:
+    return format("-", spec.split(".")[0].rstrip("dfg"))
+  return format(v, spec)
 
 
 def configs_and_thresholds():
