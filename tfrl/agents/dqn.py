@@ -1,15 +1,13 @@
 """DQN (Mnih et al., 2015): tf-agents' DqnAgent with an online and a target
 network and a linearly decaying epsilon-greedy collect policy."""
 
-import collections
 from typing import Optional, Sequence
 
 import gin
 import tensorflow as tf
-from tf_agents.agents import tf_agent
-from tf_agents.agents.dqn import dqn_agent
 from tf_agents.networks import q_network
 
+from tfrl.agents.diagnostics import DqnAgent
 from tfrl.networks import adam
 
 
@@ -19,22 +17,6 @@ def linearly_decaying_epsilon(step, decay_steps: int, start: float, end: float):
     return tf.constant(end, tf.float32)
   fraction = tf.minimum(tf.cast(step, tf.float32) / float(decay_steps), 1.0)
   return start + fraction * (end - start)
-
-
-class DqnDiagnostics(collections.namedtuple("DqnDiagnostics", ("td_loss", "td_error", "q_value"))):
-  """tf-agents' DqnLossInfo plus Q(s, a) of the batch (for the logger)."""
-
-
-class DqnAgent(dqn_agent.DqnAgent):
-  """tf-agents' DqnAgent whose loss info also reports Q(s, a) on the batch:
-  the first thing to look at when DQN diverges or overestimates."""
-
-  def _loss(self, experience, *args, **kwargs):
-    loss_info = super()._loss(experience, *args, **kwargs)
-    time_steps, policy_steps, _ = self._as_transition(experience)
-    q_values = self._compute_q_values(time_steps, policy_steps.action, training=False)
-    return tf_agent.LossInfo(loss_info.loss,
-                             DqnDiagnostics(*loss_info.extra, q_value=tf.stop_gradient(q_values)))
 
 
 @gin.configurable(module="tfrl.agents")
