@@ -37,6 +37,14 @@ PROGRESS_COLUMNS = ["iteration", "env_steps", "train_steps", "episodes", "avg_re
                     "train_return", "loss", "wall_s"]
 
 
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def resume_seed(seed: int, iteration: int) -> int:
+  """The seed of a run resumed at `iteration` (fits numpy's 32 bits)."""
+  return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0])
+
+
 class Experiment:
   """Everything a run needs. Construction writes nothing and starts no
   server, so a bad config is reported before anything else happens;
@@ -45,11 +53,12 @@ class Experiment:
   def __init__(self, env_id, agent_fn, replay, seed, num_envs, num_eval_episodes,
                eval_num_envs, replay_server_address):
     envs.check_env_id(env_id)
+    self.seed = seed
     tf.random.set_seed(seed)
     np.random.seed(seed)
     self.env = envs.load(env_id, seed=seed, num_envs=num_envs)
     # A separate seed stream so evaluation never perturbs collection.
-    self.eval_env = envs.load(env_id, seed=seed + 1_000_003, num_envs=eval_num_envs)
+    self.eval_env = envs.load(env_id, seed=seed + EVAL_SEED_OFFSET, num_envs=eval_num_envs)
     self.agent = agent_fn(tensor_spec.from_spec(self.env.time_step_spec()),
                           tensor_spec.from_spec(self.env.action_spec()))
     self.replay = replay
@@ -72,6 +81,20 @@ class Experiment:
     self.driver = Driver(self.env, self.agent.collect_policy,
                          observers=[self.adder, faults.collect_observer],
                          on_episode=lambda env, ret, length: self.on_episode(ret, length))
+
+  def reseed_for_resume(self, iteration: int):
+    """Fresh random streams for a run resumed at `iteration`.
+
+    TF's and numpy's generator states cannot be checkpointed (tf-agents'
+    policies sample with stateful ops), and the environments restart their
+    episodes anyway; re-seeding from (seed, iteration) keeps a resumed run
+    reproducible without replaying the random numbers of its first iterations.
+    """
+    seed = resume_seed(self.seed, iteration)
+    tf.random.set_seed(seed)
+    np.random.seed(seed)
+    self.env.reseed(seed)
+    self.eval_env.reseed(seed + EVAL_SEED_OFFSET)
 
   def close(self):
     if self.adder is not None:
@@ -153,6 +176,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   driver = exp.driver
   if run_checkpoint.latest:
     log(f"resumed from {run_checkpoint.latest} at iteration {int(counters['iteration'])}")
+    exp.reseed_for_resume(int(counters["iteration"]))
     if persist_replay:
       items = exp.replay.num_items(exp.server.client)
       if items != int(counters["replay_items"]):
