@@ -20,6 +20,8 @@ import re
 import sys
 from typing import List, Optional
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off the console
+
 POLICY_DIR = "policies"
 
 
@@ -73,10 +75,10 @@ def _needs_display(error: Exception) -> bool:
 
 
 def run(args) -> List[float]:
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from tf_agents.policies import policy_loader  # pylint: disable=import-outside-toplevel
+  # tfrl first: it keeps the old gym's import notice (via tf-agents) off the console.
   import tfrl  # pylint: disable=import-outside-toplevel  (for the environment suite only)
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from tf_agents.policies import policy_loader  # pylint: disable=import-outside-toplevel
 
   if not os.path.isdir(args.run_dir):
     raise UsageError(f"run directory {args.run_dir!r} does not exist")
@@ -86,8 +88,11 @@ def run(args) -> List[float]:
   saved_model, checkpoint = policy_paths(args.run_dir, args.checkpoint)
   try:
     policy = policy_loader.load(saved_model, checkpoint)
-  except (OSError, ValueError, tf.errors.OpError) as e:
-    raise UsageError(f"cannot load the policy in {saved_model}: {type(e).__name__}") from None
+  except Exception as e:  # pylint: disable=broad-except  (any failure here is a damaged file)
+    detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+    source = saved_model + (f" with the variables in {checkpoint}" if checkpoint else "")
+    raise UsageError(f"cannot load the policy {source} (damaged?): "
+                     f"{type(e).__name__} {detail}".rstrip()) from None
 
   on_screen = args.video is None and not args.norender
   if on_screen and not os.environ.get("DISPLAY"):
