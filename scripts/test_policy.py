@@ -113,7 +113,6 @@ def run(args) -> List[float]:
 
 
 def main(argv=None):
-  os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame: no sound card on servers
   args = parse_args(argv if argv is not None else sys.argv[1:])
   from tfrl.errors import ConfigError  # pylint: disable=import-outside-toplevel  (imports TF)
   try:

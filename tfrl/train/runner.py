@@ -195,7 +195,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       if export_policy else None
 
   if exp.replay.on_policy:
-    train_on_episodes = _compiled_on_policy_train(agent)
+    train_on_episodes = on_policy_train_function(agent)
   else:
     train_on_samples = _off_policy_train_fn(agent, exp.replay, exp.server,
                                             batch_size, train_steps_per_iteration)
@@ -270,8 +270,8 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   return last_row
 
 
-def _compiled_on_policy_train(agent):
-  """agent.train as a tf.function traced once.
+def on_policy_train_function(agent):
+  """agent.train as a tf.function traced once, for on-policy experience.
 
   On-policy experience is [1, sum of episode lengths, ...]: the signature
   leaves the time axis open, or every new length would trace the whole
