@@ -185,7 +185,7 @@ def wait_for_server(address: str, timeout_s: float, log: Callable[[str], None] =
     try:
       reverb.Client(address).server_info(timeout=5)
       return
-    except (RuntimeError, tf.errors.OpError, ConnectionError) as e:
+    except (RuntimeError, tf.errors.OpError, ConnectionError, reverb.errors.ReverbError) as e:
       if time.time() > deadline:
         raise ConfigError(f"Reverb server {address} did not answer within {timeout_s:.0f} s "
                           f"({type(e).__name__})") from None
