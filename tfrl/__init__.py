@@ -12,6 +12,7 @@ with contextlib.redirect_stderr(io.StringIO()):
     pass
 
 from tfrl import agents, drivers, envs, networks, replay, train  # noqa: E402
+from tfrl import distributed  # noqa: E402  (after train: the learner builds on it)
 from tfrl.errors import ConfigError  # noqa: E402
 
 __version__ = "0.1.0"

@@ -136,6 +136,11 @@ def train(root_dir: str,
   under policies/ (a SavedModel). Returns the last evaluation's
   figures (the final row of progress.csv).
   """
+  if replay_server_address is not None:
+    # An external server means the distributed learner: actors collect
+    # (scripts/collect.py), this process samples, trains and pushes the policy.
+    from tfrl.distributed.learner import learn  # pylint: disable=import-outside-toplevel
+    return learn(root_dir, log=log)
   if replay.on_policy and collect_episodes_per_iteration > replay.capacity:
     raise ConfigError(f"replay capacity {replay.capacity} < collect_episodes_per_iteration "
                       f"{collect_episodes_per_iteration}: episodes would be dropped")
@@ -281,8 +286,12 @@ def on_policy_train_function(agent):
   return common.function(lambda experience: agent.train(experience), input_signature=[spec])
 
 
-def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int):
+def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int,
+                         prepare: Callable = lambda experience: experience):
   """A function running `num_steps` train steps on sampled batches; returns the last LossInfo.
+
+  `prepare(experience)` runs on each sampled batch before training (the
+  distributed learner strips and counts the actors' tags there).
 
   Uniform replay runs all steps in one tf.function, the dataset iterator
   read in-graph, so a step costs no Python round trip. Prioritized replay
@@ -296,7 +305,7 @@ def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int)
     def train_prioritized():
       for _ in range(num_steps):
         experience, info = next(iterator)
-        loss_info = train_weighted(experience, replay.importance_weights(info))
+        loss_info = train_weighted(prepare(experience), replay.importance_weights(info))
         td_error = getattr(loss_info.extra, "td_error", None)
         if td_error is None:
           raise ConfigError(f"prioritized replay needs TD errors; {type(agent).__name__} "
@@ -313,8 +322,8 @@ def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int)
   def train_uniform():
     # The first step is outside the loop: it creates the optimizer's slot
     # variables, which TF does not allow inside a while loop.
-    loss_info = train_step(next(iterator)[0])
+    loss_info = train_step(prepare(next(iterator)[0]))
     for _ in tf.range(num_steps - 1):
-      loss_info = train_step(next(iterator)[0])
+      loss_info = train_step(prepare(next(iterator)[0]))
     return loss_info
   return train_uniform
