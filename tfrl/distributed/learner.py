@@ -29,7 +29,7 @@ from tfrl.train import faults
 from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
 from tfrl.train.logger import EpochLogger, flatten_diagnostics
 from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
-from tfrl.train.runner import (PROGRESS_COLUMNS, Experiment, _compiled_on_policy_train,
+from tfrl.train.runner import (PROGRESS_COLUMNS, Experiment, on_policy_train_function,
                                _off_policy_train_fn)
 
 
@@ -94,7 +94,7 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
   data_items = tf.Variable(0, dtype=tf.int64)
 
   if replay.on_policy:
-    train_on_episodes = _compiled_on_policy_train(agent)
+    train_on_episodes = on_policy_train_function(agent)
   else:
     def prepare(experience):
       traj, tags = wiring.split_tags(experience)
