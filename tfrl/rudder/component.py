@@ -131,18 +131,31 @@ class RewardRedistribution:
       self.model_updates += 1
     return float(np.mean(losses))
 
+  def store(self, features: List[np.ndarray], returns: np.ndarray) -> np.ndarray:
+    """Puts episodes ([T_i, F] features, returns) in the lessons buffer with
+    the model's current loss on them; returns those losses."""
+    x, mask = pad(features)
+    losses = self._loss(x, np.asarray(returns, np.float32), mask).numpy()
+    self.lessons.add(features, returns, losses)
+    return losses
+
+  def redistribute(self, features: List[np.ndarray], returns: np.ndarray) -> np.ndarray:
+    """The redistributed rewards of episodes, [B, max T] float64 (0 past an
+    episode's end); each row sums to its return."""
+    x, mask = pad(features)
+    predictions = tf.cast(self.predict(x), tf.float64)
+    return redistribute(predictions, np.asarray(returns, np.float64), mask).numpy()
+
   def __call__(self, episodes: List[trajectory_lib.Trajectory]) -> List[trajectory_lib.Trajectory]:
     steps = [e.step_type != ts.StepType.LAST for e in episodes]  # boundary rows excluded
     features = [self.features(e.observation[s], e.action[s]) for e, s in zip(episodes, steps)]
     env_rewards = [e.reward[s].astype(np.float64) for e, s in zip(episodes, steps)]
-    returns = np.array([r.sum() for r in env_rewards], np.float32)
-    x, mask = pad(features)
+    returns = np.array([r.sum() for r in env_rewards])
 
-    # Loss on fresh episodes, before the model sees them: a held-out figure.
-    new_loss = self._loss(x, returns, mask).numpy()
-    self.lessons.add(features, returns, new_loss)
+    # The loss on fresh episodes, before the model trains on them: a held-out figure.
+    new_loss = self.store(features, returns)
     model_loss = np.nan
-    if (self.lessons.size >= self.min_episodes and len(self.lessons.returns_seen) > 1):
+    if self.lessons.size >= self.min_episodes and len(self.lessons.returns_seen) > 1:
       model_loss = self.train_model(self.updates_per_iteration)
     self.diagnostics = dict(rudder_active=float(self.active), rudder_loss=model_loss,
                             rudder_new_episode_loss=float(np.mean(new_loss)),
@@ -150,8 +163,7 @@ class RewardRedistribution:
     if not self.active:
       return episodes
 
-    predictions = tf.cast(self.predict(x), tf.float64)
-    redistributed = redistribute(predictions, returns.astype(np.float64), mask).numpy()
+    redistributed = self.redistribute(features, returns)
     rewritten = []
     for b, (episode, step) in enumerate(zip(episodes, steps)):
       reward = episode.reward.copy()

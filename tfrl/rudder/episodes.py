@@ -29,3 +29,14 @@ def random_episodes(env_id: str, num_episodes: int, seed: int = 0
     rewards.append(np.asarray(ep_rew, np.float32))
   env.close()
   return observations, actions, rewards
+
+
+def coin_moves(observations: np.ndarray, actions: np.ndarray, coin: int = 8):
+  """CoinWalk steps [..., T]: (moves toward the coin, moves away from it),
+  both from positions other than the coin's (from it, every move is away)."""
+  position = np.argmax(observations, axis=-1)
+  after = np.clip(position + 2 * np.asarray(actions) - 1, 0, observations.shape[-1] - 1)
+  elsewhere = position != coin
+  toward = (np.abs(after - coin) < np.abs(position - coin)) & elsewhere
+  away = (np.abs(after - coin) > np.abs(position - coin)) & elsewhere
+  return toward, away
