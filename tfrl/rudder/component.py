@@ -154,11 +154,11 @@ class RewardRedistribution:
 
     # The loss on fresh episodes, before the model trains on them: a held-out figure.
     new_loss = self.store(features, returns)
-    model_loss = np.nan
+    self.diagnostics = dict(rudder_new_episode_loss=float(np.mean(new_loss)))
     if self.lessons.size >= self.min_episodes and len(self.lessons.returns_seen) > 1:
-      model_loss = self.train_model(self.updates_per_iteration)
-    self.diagnostics = dict(rudder_active=float(self.active), rudder_loss=model_loss,
-                            rudder_new_episode_loss=float(np.mean(new_loss)),
+      # Only when trained: progress.csv averages each column over its iterations.
+      self.diagnostics["rudder_loss"] = self.train_model(self.updates_per_iteration)
+    self.diagnostics.update(rudder_active=float(self.active),
                             lessons_size=float(self.lessons.size))
     if not self.active:
       return episodes
