@@ -8,7 +8,7 @@ Both are built from the agent's `collect_data_spec` and know nothing of the
 agent itself.
 """
 
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import gin
 import numpy as np
@@ -57,13 +57,19 @@ class EpisodeReplay:
       episodes.append(tree.unflatten_as(self._data_spec, sample[0].data))
     return episodes
 
-  def experience(self, client: reverb.Client, num_episodes: int) -> trajectory_lib.Trajectory:
+  def experience(self, client: reverb.Client, num_episodes: int,
+                 transform: Optional[Callable] = None) -> trajectory_lib.Trajectory:
     """Reads episodes and lays them end to end as one batch row: [1, sum(T), ...].
 
     tf-agents' on-policy agents reset their return computation at episode
     boundaries (the LAST -> FIRST steps), so concatenation needs no padding.
+    `transform` (list of episodes -> list of episodes, e.g. RUDDER's reward
+    redistribution) rewrites them first.
     """
-    return self.concatenate(self.read_episodes(client, num_episodes))
+    episodes = self.read_episodes(client, num_episodes)
+    if transform is not None:
+      episodes = transform(episodes)
+    return self.concatenate(episodes)
 
   @staticmethod
   def concatenate(episodes: List[trajectory_lib.Trajectory]) -> trajectory_lib.Trajectory:

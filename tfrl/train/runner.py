@@ -51,7 +51,7 @@ class Experiment:
   `start()` then brings up the replay server and the collection driver."""
 
   def __init__(self, env_id, agent_fn, replay, seed, num_envs, num_eval_episodes,
-               eval_num_envs, replay_server_address):
+               eval_num_envs, replay_server_address, reward_redistribution=None):
     envs.check_env_id(env_id)
     self.seed = seed
     tf.random.set_seed(seed)
@@ -62,6 +62,11 @@ class Experiment:
     self.agent = agent_fn(tensor_spec.from_spec(self.env.time_step_spec()),
                           tensor_spec.from_spec(self.env.action_spec()))
     self.replay = replay
+    # Rewrites each iteration's episodes before agent.train (e.g. RUDDER).
+    self.reward_redistribution = (
+        reward_redistribution(tensor_spec.from_spec(self.env.time_step_spec()),
+                              tensor_spec.from_spec(self.env.action_spec()))
+        if reward_redistribution is not None else None)
     self.num_envs = num_envs
     self.replay_server_address = replay_server_address
     self.evaluator = Evaluator(self.eval_env, greedy_policy.GreedyPolicy(self.agent.policy),
@@ -101,6 +106,8 @@ class Experiment:
       self.adder.close()
     if self.server is not None:
       self.server.close()
+    if self.reward_redistribution is not None:
+      self.reward_redistribution.close()
     self.env.close()
     self.eval_env.close()
 
@@ -125,6 +132,7 @@ def train(root_dir: str,
           checkpoint_interval: int = 50,
           export_policy: bool = True,
           replay_server_address: Optional[str] = None,
+          reward_redistribution: Optional[Callable] = None,
           log: Callable[[str], None] = print) -> dict:
   """Trains an agent; resumes if `root_dir` holds a checkpoint of the same config.
 
@@ -134,7 +142,10 @@ def train(root_dir: str,
   `train_steps_per_iteration` and `batch_size`. Each evaluation writes a
   progress.csv row and, with `export_policy`, the greedy policy's variables
   under policies/ (a SavedModel). Returns the last evaluation's
-  figures (the final row of progress.csv).
+  figures (the final row of progress.csv). `reward_redistribution`
+  (on-policy only): a factory `fn(time_step_spec, action_spec)` of a callable
+  that rewrites the rewards of each iteration's episodes before training,
+  e.g. `@tfrl.rudder.RewardRedistribution`.
   """
   if replay_server_address is not None:
     # An external server means the distributed learner: actors collect
@@ -144,8 +155,11 @@ def train(root_dir: str,
   if replay.on_policy and collect_episodes_per_iteration > replay.capacity:
     raise ConfigError(f"replay capacity {replay.capacity} < collect_episodes_per_iteration "
                       f"{collect_episodes_per_iteration}: episodes would be dropped")
+  if reward_redistribution is not None and not replay.on_policy:
+    raise ConfigError("reward_redistribution rewrites whole episodes: it needs on-policy "
+                      "replay (EpisodeReplay)")
   exp = Experiment(env_id, agent_fn, replay, seed, num_envs, num_eval_episodes,
-                   eval_num_envs, replay_server_address)
+                   eval_num_envs, replay_server_address, reward_redistribution)
   try:
     return _run(exp, root_dir, num_iterations, collect_episodes_per_iteration,
                 collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
@@ -239,7 +253,10 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       written_before = exp.adder.episodes_written
       driver.run_episodes(collect_episodes_per_iteration)
       experience = exp.replay.experience(exp.server.client,
-                                         exp.adder.episodes_written - written_before)
+                                         exp.adder.episodes_written - written_before,
+                                         transform=exp.reward_redistribution)
+      if exp.reward_redistribution is not None:
+        logger.store(**exp.reward_redistribution.diagnostics)
       train_step = lambda: train_on_episodes(experience)  # pylint: disable=cell-var-from-loop
     else:
       driver.run_steps(collect_steps_per_iteration)
