@@ -34,7 +34,7 @@ def displayed(notebook, mime):
 
 
 def test_there_are_notebooks_and_they_are_stored_without_outputs():
-  assert len(NOTEBOOKS) >= 2
+  assert len(NOTEBOOKS) >= 3
   for path in NOTEBOOKS:
     for cell in nbformat.read(path, as_version=4).cells:
       if cell.cell_type == "code":
@@ -69,6 +69,23 @@ def test_swapping_agents(tmp_path):
     assert (tmp_path / "swap_runs" / agent / f"{agent}_s0" / "progress.csv").exists()
   assert len(displayed(notebook, "image/png")) == 1
   assert (tmp_path / "swap_avg_return.png").stat().st_size > 0
+
+
+def test_rudder(tmp_path):
+  notebook = execute("03_rudder.ipynb", tmp_path)
+  text = outputs_text(notebook)
+  # The simplified cell: cell input on x, input gate on h, no forget/output gate.
+  weights = [line.split()[0] for line in text.splitlines() if line.startswith("return_predictor/")]
+  assert any("cell_input_kernel" in w for w in weights)
+  assert any("input_gate_recurrent_kernel" in w for w in weights)
+  assert not any("forget" in w or "output_gate" in w for w in weights)
+  error = float(text.split("|sum of redistributed rewards - return| over 200 episodes: ")[1].split()[0])
+  assert error < 1e-5
+  losses = [float(line.split()[-1]) for line in text.splitlines() if "lessons loss" in line]
+  assert losses[-1] < losses[0]
+  assert len(displayed(notebook, "image/png")) == 2
+  for name in ("rudder_redistribution.png", "rudder_lstm_internals.png"):
+    assert (tmp_path / name).stat().st_size > 0
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
