@@ -39,5 +39,11 @@ setup(
     packages=find_packages(include=["tfrl", "tfrl.*"]),
     python_requires=">=3.9,<3.12",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        # The notebooks run in tests/test_notebooks.py through a Jupyter kernel.
+        # IPython >= 8.19 imports typing_extensions.TypeAliasType (4.6+), which
+        # tf-agents' typing-extensions==4.5 pin forbids; 8.18 is the last without it.
+        "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6.20",
+                 "ipython<8.19"],
+    },
 )

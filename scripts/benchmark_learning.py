@@ -4,6 +4,7 @@ r"""Learning benchmark: runs gin configs over seeds, prints a table.
   python scripts/benchmark_learning.py --gin_file=reinforce_cartpole.gin \
       --seeds=0,1,2,3,4 --threshold=475
   python scripts/benchmark_learning.py --suite=agents    # the agent family
+  python scripts/benchmark_learning.py --suite=rudder    # PPO with/without RUDDER, delayed rewards
 
 --threshold is one value for every config, or one per --gin_file in order.
 
@@ -30,14 +31,18 @@ flags.DEFINE_multi_string("gin_file", [], "Config(s) to benchmark; repeat for se
 flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied to every config.")
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds.")
 flags.DEFINE_multi_float("threshold", [], "Return counted as solved (one, or one per config).")
-flags.DEFINE_enum("suite", None, ["agents"], "A preset list of configs with their thresholds.")
+flags.DEFINE_enum("suite", None, ["agents", "rudder"], "A preset list of configs with their thresholds.")
 
 # Each config with the return counted as solved: a deterministic 10-episode
 # evaluation of >= 475 on CartPole-v1 (max 500), >= -200 on Pendulum-v1.
 SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
                      ("trpo_cartpole.gin", 475), ("dqn_cartpole.gin", 475),
                      ("ppo_pendulum.gin", -200), ("ddpg_pendulum.gin", -200),
-                     ("td3_pendulum.gin", -200), ("sac_pendulum.gin", -200)]}
+                     ("td3_pendulum.gin", -200), ("sac_pendulum.gin", -200)],
+          # PPO with and without RUDDER on delayed-reward tasks: the coin walk's
+          # best return (24), CartPole-v0's "solved" level (195) on delayed CartPole.
+          "rudder": [("ppo_coin.gin", 24), ("rudder_ppo_coin.gin", 24),
+                     ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)]}
 flags.DEFINE_string("out_dir", None, "Where runs go (default: a temp dir).")
 
 TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
@@ -65,7 +70,10 @@ def run_one(gin_file, threshold, seed, out_dir):
 
 
 def fmt(v, spec):
-  return "-" if v is None else format(v, spec)
+  """`v` formatted by `spec`; a missing value is a "-" of the same width."""
+  if v is None:
+    return format("-", spec.split(".")[0].rstrip("dfg"))
+  return format(v, spec)
 
 
 def configs_and_thresholds():

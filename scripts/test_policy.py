@@ -20,6 +20,8 @@ import re
 import sys
 from typing import List, Optional
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off the console
+
 POLICY_DIR = "policies"
 
 
@@ -67,16 +69,12 @@ def policy_paths(run_dir: str, iteration: Optional[int]):
   return saved_model, os.path.join(checkpoints_dir, f"{iteration:09d}")
 
 
-def _needs_display(error: Exception) -> bool:
-  text = str(error).lower()
-  return any(word in text for word in ("display", "x11", "glfw", "egl", "xlib", "video system"))
-
-
 def run(args) -> List[float]:
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from tf_agents.policies import policy_loader  # pylint: disable=import-outside-toplevel
+  # tfrl first: it keeps the old gym's import notice (via tf-agents) off the console.
   import tfrl  # pylint: disable=import-outside-toplevel  (for the environment suite only)
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from tfrl.experiments.episodes import run_episodes, write_mp4  # pylint: disable=import-outside-toplevel
+  from tf_agents.policies import policy_loader  # pylint: disable=import-outside-toplevel
 
   if not os.path.isdir(args.run_dir):
     raise UsageError(f"run directory {args.run_dir!r} does not exist")
@@ -86,8 +84,11 @@ def run(args) -> List[float]:
   saved_model, checkpoint = policy_paths(args.run_dir, args.checkpoint)
   try:
     policy = policy_loader.load(saved_model, checkpoint)
-  except (OSError, ValueError, tf.errors.OpError) as e:
-    raise UsageError(f"cannot load the policy in {saved_model}: {type(e).__name__}") from None
+  except Exception as e:  # pylint: disable=broad-except  (any failure here is a damaged file)
+    detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+    source = saved_model + (f" with the variables in {checkpoint}" if checkpoint else "")
+    raise UsageError(f"cannot load the policy {source} (damaged?): "
+                     f"{type(e).__name__} {detail}".rstrip()) from None
 
   on_screen = args.video is None and not args.norender
   if on_screen and not os.environ.get("DISPLAY"):
@@ -96,74 +97,27 @@ def run(args) -> List[float]:
   render_mode = "rgb_array" if args.video else ("human" if on_screen else None)
   env = tfrl.envs.load(env_id, seed=args.seed, max_episode_steps=args.max_len,
                        render_mode=render_mode)
-  frames, display = [], None
-
-  def grab():
-    nonlocal display
-    if render_mode != "rgb_array":
-      return
-    try:
-      frame = env.render()
-    except Exception as e:  # pylint: disable=broad-except
-      if display is not None or os.environ.get("DISPLAY") or not _needs_display(e):
-        raise
-      display = _start_virtual_display()
-      frame = env.render()
-    frames.append(np.asarray(frame))
-
-  returns = []
   try:
-    for episode in range(args.episodes):
-      time_step = env.reset()
-      grab()
-      total, length = 0.0, 0
-      while not time_step.is_last():
-        # policy_loader gives a py policy that batches the time step itself.
-        action = policy.action(time_step).action
-        time_step = env.step(action)
-        grab()
-        total += float(time_step.reward)
-        length += 1
-      returns.append(total)
-      print(f"episode {episode}: return {total:.2f}, length {length}")
+    # policy_loader gives a py policy that batches the time step itself.
+    episodes = run_episodes(
+        env, policy, args.episodes, record=args.video is not None,
+        on_episode=lambda i, ret, length: print(f"episode {i}: return {ret:.2f}, length {length}"))
   finally:
     env.close()
-    if display is not None:
-      display.stop()
-  print(f"average return {np.mean(returns):.2f} over {len(returns)} episodes "
+  print(f"average return {np.mean(episodes.returns):.2f} over {len(episodes.returns)} episodes "
         f"(policy {checkpoint or saved_model})")
   if args.video:
-    _write_video(args.video, frames, env.gym.metadata.get("render_fps") or 30)
-  return returns
-
-
-def _start_virtual_display():
-  try:
-    from pyvirtualdisplay import Display  # pylint: disable=import-outside-toplevel
-    display = Display(visible=False, size=(1024, 768))
-    display.start()
-    return display
-  except Exception as e:  # pylint: disable=broad-except
-    raise UsageError(f"rendering needs an X display and none could be started "
-                     f"(is Xvfb installed?): {e}") from None
-
-
-def _write_video(path: str, frames, fps: int):
-  import imageio  # pylint: disable=import-outside-toplevel
-  # Written beside the target and renamed: an interrupted run leaves any
-  # existing file at `path` intact.
-  tmp = f"{path}.tmp.mp4"
-  imageio.mimsave(tmp, frames, fps=fps, macro_block_size=1)
-  os.replace(tmp, path)
-  print(f"wrote {path}: {len(frames)} frames")
+    write_mp4(args.video, episodes.frames, env.gym.metadata.get("render_fps") or 30)
+    print(f"wrote {args.video}: {len(episodes.frames)} frames")
+  return episodes.returns
 
 
 def main(argv=None):
-  os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame: no sound card on servers
   args = parse_args(argv if argv is not None else sys.argv[1:])
+  from tfrl.errors import ConfigError  # pylint: disable=import-outside-toplevel  (imports TF)
   try:
     run(args)
-  except UsageError as e:
+  except (UsageError, ConfigError) as e:
     print(f"test_policy.py: error: {e}", file=sys.stderr)
     return 2
   return 0

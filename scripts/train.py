@@ -22,8 +22,9 @@ flags.DEFINE_multi_string("gin_file", [], "Gin file(s), applied in order.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, applied after the files.")
 flags.DEFINE_string("root_dir", None, "Run directory (default: a new folder under runs/).")
 flags.DEFINE_integer("seed", None, "Seed (overrides tfrl.train.train.seed).")
-flags.DEFINE_string("replay_server", None, "host:port of an external Reverb server "
-                    "(default: one embedded in this process).")
+flags.DEFINE_string("replay_server", None, "host:port of a Reverb server started by "
+                    "scripts/reverb_server.py: this process becomes the distributed learner "
+                    "(default: collect and train here, replay embedded).")
 
 
 def main(argv):

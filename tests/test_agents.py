@@ -152,6 +152,18 @@ def test_dqn_syncs_its_target_network_every_period():
   assert history == [False, False, True, False, False, True]
 
 
+def test_dqn_reports_q_values_of_the_taken_actions():
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  agent = tfrl.agents.dqn(*_specs(env))
+  batch = _transitions(_collect(env, agent.collect_policy, 2))
+  # Before the update: the loss reports Q(s, a) of the online network as it was.
+  q_all, _ = agent._q_network(batch.observation[:, 0])  # pylint: disable=protected-access
+  expected = tf.gather(q_all, tf.cast(batch.action[:, 0], tf.int32), batch_dims=1)
+  extra = agent.train(batch).extra
+  np.testing.assert_allclose(extra.q_value.numpy(), expected.numpy(), rtol=1e-5)
+  assert extra.td_error.shape == extra.q_value.shape
+
+
 def test_dqn_collect_policy_follows_the_epsilon_schedule():
   env = tfrl.envs.load("CartPole-v1", seed=0)
   agent = tfrl.agents.dqn(*_specs(env), epsilon_start=1.0, epsilon_end=0.0,

@@ -104,6 +104,11 @@ def test_ready_pair_trains_actor_critics_and_targets_through_the_loop(tmp_path, 
       assert changed(online, after[role]), f"{name}: {role} equals its online network"
   if "critic_2" in after:  # twin critics learn separately
     assert changed(after["critic"], after["critic_2"])
+  # Diagnostics beyond tf-agents' losses reach progress.csv.
+  assert math.isfinite(float(rows[-1]["q_value"]))
+  if name == "sac":
+    assert float(rows[-1]["alpha"]) == pytest.approx(0.2)  # fixed unless alpha is tuned
+    assert math.isfinite(float(rows[-1]["entropy"]))
 
 
 # --- one train step at a time ------------------------------------------------
@@ -116,6 +121,18 @@ def transitions(agent, batch_size=8, seed=0):
   return traj._replace(step_type=mid, next_step_type=mid,
                        reward=tf.random.normal([batch_size, 2]),
                        discount=tf.ones([batch_size, 2]))
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_q_value_diagnostic_is_the_critic_before_the_update(name):
+  agent = getattr(tfrl.agents, name)(*pendulum_specs(), actor_fc_layer_params=(8,),
+                                     critic_fc_layer_params=(8,))
+  batch = transitions(agent)
+  critic = getattr(agent, "_critic_network", None) or agent._critic_network_1  # pylint: disable=protected-access
+  expected, _ = critic((batch.observation[:, 0], batch.action[:, 0]),
+                       step_type=batch.step_type[:, 0])
+  extra = agent.train(batch).extra
+  np.testing.assert_allclose(extra.q_value.numpy(), expected.numpy(), rtol=1e-5)
 
 
 def test_ddpg_targets_soft_update_every_period():

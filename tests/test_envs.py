@@ -140,3 +140,17 @@ def test_continuous_actions_reach_the_env_clipped_to_bounds(num_envs):
   observation = env.step(np.tile(action, (num_envs, 1)) if num_envs > 1 else action).observation
   np.testing.assert_array_equal(np.reshape(observation, (num_envs, 2)),
                                 np.tile([-1.0, 1.5], (num_envs, 1)))
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_reseed_restarts_the_env_as_if_loaded_with_the_new_seed(num_envs):
+  from tfrl.train.runner import resume_seed  # pylint: disable=import-outside-toplevel
+  env = envs.load("CartPole-v1", seed=0, num_envs=num_envs)
+  first = env.reset().observation
+  seed = resume_seed(0, 10)
+  assert seed not in (0, resume_seed(0, 20), resume_seed(1, 10))
+  env.reseed(seed)
+  resumed = env.reset().observation
+  fresh = envs.load("CartPole-v1", seed=seed, num_envs=num_envs).reset().observation
+  np.testing.assert_array_equal(resumed, fresh)
+  assert not np.array_equal(resumed, first)

@@ -3,6 +3,7 @@ records an mp4 without a display, and bad input is one line."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -68,3 +69,26 @@ def test_earlier_checkpoint_and_bad_input(run_dir, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("test_policy.py: error:")
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def _snapshot(directory):
+  return {os.path.relpath(os.path.join(d, n), directory): open(os.path.join(d, n), "rb").read()
+          for d, _, names in os.walk(directory) for n in names}
+
+
+def test_truncated_policy_checkpoint_is_one_line_and_touches_nothing(run_dir, tmp_path):
+  damaged = str(tmp_path / "damaged")
+  shutil.copytree(run_dir, damaged)
+  variables = os.path.join(damaged, "policies", "checkpoints", "000000002", "variables")
+  data = next(os.path.join(variables, n) for n in os.listdir(variables) if ".data" in n)
+  with open(data, "r+b") as f:
+    f.truncate(10)
+  before = _snapshot(damaged)
+  result = test_policy(damaged, "-n", "1", "--norender")
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("test_policy.py: error: cannot load the policy")
+  assert "000000002" in lines[0]
+  assert _snapshot(damaged) == before
+  # The undamaged earlier evaluation still loads.
+  assert test_policy(damaged, "-n", "1", "--norender", "--checkpoint", "0").returncode == 0

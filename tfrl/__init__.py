@@ -11,7 +11,17 @@ with contextlib.redirect_stderr(io.StringIO()):
   except ImportError:
     pass
 
-from tfrl import agents, drivers, envs, networks, replay, train  # noqa: E402
+from tfrl import agents, drivers, envs, networks, replay, rudder, train  # noqa: E402
+from tfrl import distributed  # noqa: E402  (after train: the learner builds on it)
 from tfrl.errors import ConfigError  # noqa: E402
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+  # tfrl.experiments (plots, grids, videos) pulls in matplotlib and pandas:
+  # imported on first use, so training scripts do not pay for it.
+  if name == "experiments":
+    import importlib  # pylint: disable=import-outside-toplevel
+    return importlib.import_module("tfrl.experiments")
+  raise AttributeError(f"module 'tfrl' has no attribute {name!r}")

@@ -11,10 +11,10 @@ from typing import Optional, Sequence
 import gin
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tf_agents.agents.ddpg import ddpg_agent
 from tf_agents.policies import actor_policy
 from tf_agents.policies import tf_policy
 
+from tfrl.agents.diagnostics import DdpgAgent
 from tfrl.networks import adam, critic_network, deterministic_actor_network
 
 
@@ -100,7 +100,7 @@ def ddpg(time_step_spec,
   """
   actor_net, critic_net = actor_and_critic(time_step_spec, action_spec, actor_fc_layer_params,
                                            critic_fc_layer_params)
-  agent = ddpg_agent.DdpgAgent(
+  agent = DdpgAgent(
       time_step_spec,
       action_spec,
       actor_network=actor_net,

@@ -5,10 +5,10 @@ from typing import Optional, Sequence
 
 import gin
 import tensorflow as tf
-from tf_agents.agents.dqn import dqn_agent
 from tf_agents.networks import q_network
 from tf_agents.utils import common, eager_utils
 
+from tfrl.agents.diagnostics import DqnAgent
 from tfrl.errors import ConfigError
 from tfrl.networks import adam
 
@@ -93,7 +93,7 @@ def dqn(time_step_spec,
   else:
     epsilon = lambda: exponentially_decaying_epsilon(
         train_step, epsilon_decay_rate, epsilon_start, epsilon_end)
-  agent = dqn_agent.DqnAgent(
+  agent = DqnAgent(
       time_step_spec,
       action_spec,
       q_network=q_network.QNetwork(time_step_spec.observation, action_spec,

@@ -4,8 +4,8 @@ from typing import Optional, Sequence
 
 import gin
 import tensorflow as tf
-from tf_agents.agents.reinforce import reinforce_agent
 
+from tfrl.agents.diagnostics import ReinforceAgent
 from tfrl.networks import actor_network, adam, value_network
 
 
@@ -27,7 +27,7 @@ def reinforce(time_step_spec,
   `learning_rate_decay_steps=N` decays the learning rate linearly to zero
   over N train steps, which keeps a converged policy from drifting away.
   """
-  agent = reinforce_agent.ReinforceAgent(
+  agent = ReinforceAgent(
       time_step_spec,
       action_spec,
       actor_network=actor_network(time_step_spec.observation, action_spec, fc_layer_params),

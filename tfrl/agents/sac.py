@@ -5,8 +5,8 @@ from typing import Optional, Sequence
 
 import gin
 import tensorflow as tf
-from tf_agents.agents.sac import sac_agent
 
+from tfrl.agents.diagnostics import SacAgent
 from tfrl.networks import adam, critic_network, squashed_gaussian_actor_network
 
 
@@ -49,7 +49,7 @@ def sac(time_step_spec,
   observation_spec = time_step_spec.observation
   alpha_optimizer = (adam(alpha_learning_rate) if alpha_learning_rate > 0
                      else tf.keras.optimizers.SGD(learning_rate=0.0))
-  agent = sac_agent.SacAgent(
+  agent = SacAgent(
       time_step_spec,
       action_spec,
       critic_network=critic_network(observation_spec, action_spec, critic_fc_layer_params),

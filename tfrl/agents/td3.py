@@ -4,8 +4,8 @@ from typing import Optional, Sequence
 
 import gin
 import tensorflow as tf
-from tf_agents.agents.td3 import td3_agent
 
+from tfrl.agents.diagnostics import Td3Agent
 from tfrl.agents.ddpg import actor_and_critic, explore_with_gaussian_noise
 from tfrl.networks import adam
 
@@ -50,7 +50,7 @@ def td3(time_step_spec,
   """
   actor_net, critic_net = actor_and_critic(time_step_spec, action_spec, actor_fc_layer_params,
                                            critic_fc_layer_params)
-  agent = td3_agent.Td3Agent(
+  agent = Td3Agent(
       time_step_spec,
       action_spec,
       actor_network=actor_net,

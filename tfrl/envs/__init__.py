@@ -1,4 +1,5 @@
 """Environments: gymnasium as tf-agents PyEnvironments. Knows nothing of agents."""
 
+from tfrl.envs.delayed import CoinWalk, DelayedReward  # also registers the delayed-reward ids
 from tfrl.envs.gymnasium_env import GymnasiumEnvironment, VectorGymnasiumEnvironment, spec_from_space
 from tfrl.envs.suite import check_env_id, load

@@ -69,6 +69,12 @@ class _GymnasiumAdapter(py_environment.PyEnvironment):
     if seed is not None:
       env.action_space.seed(seed)
 
+  def reseed(self, seed: int):
+    """Seeds the next reset and the action space anew (a resumed run)."""
+    self._seed = seed
+    self._seeded = False
+    self._env.action_space.seed(seed)
+
   def _env_action(self, action):
     if self._clip_bounds is not None:
       return np.clip(action, *self._clip_bounds).astype(self._action_spec.dtype, copy=False)

@@ -1,6 +1,7 @@
 """`load`: any gymnasium id as a tf-agents PyEnvironment, single or batched."""
 
 import difflib
+import os
 import warnings
 from typing import Any, Dict, Optional
 
@@ -55,6 +56,9 @@ def load(env_id: str,
     kwargs["max_episode_steps"] = max_episode_steps
   if render_mode is not None:
     kwargs["render_mode"] = render_mode
+    # pygame renders the classic-control envs and opens a sound device on
+    # init; servers and containers have none (ALSA errors otherwise).
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
   with warnings.catch_warnings():
     # Old ids such as CartPole-v0 stay usable without a deprecation warning per env.
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -43,6 +43,10 @@ class EpisodeAdder:
     self._start = np.full(num_envs, -1, dtype=np.int64)
     self.episodes_written = 0
 
+  @property
+  def items_written(self) -> int:
+    return self.episodes_written
+
   def reset(self):
     """Forgets partial episodes (e.g. when the driver resets the envs)."""
     self._t = 0
@@ -118,6 +122,7 @@ class SequenceAdder:
     self._writers = [client.trajectory_writer(num_keep_alive_refs=sequence_length)
                      for _ in range(num_envs)]
     self._steps_in_episode = np.zeros(num_envs, dtype=np.int64)
+    self.items_written = 0
 
   def reset(self):
     for writer in self._writers:
@@ -139,6 +144,7 @@ class SequenceAdder:
       n = self._steps_in_episode[env]
       if n >= self._length and (n - self._length) % self._stride == 0:
         writer.create_item(self._table, self._priority_fn(), [c[-self._length:] for c in writer.history])
+        self.items_written += 1
 
   def flush(self):
     for writer in self._writers:
@@ -166,6 +172,7 @@ class BatchSequenceAdder:
     self._length = sequence_length
     self._writer = client.trajectory_writer(num_keep_alive_refs=sequence_length)
     self._steps = 0
+    self.items_written = 0
 
   def reset(self):
     """The envs were reset: no window may reach back across that."""
@@ -177,6 +184,7 @@ class BatchSequenceAdder:
     self._steps += 1
     if self._steps >= self._length:
       self._writer.create_item(self._table, 1.0, [c[-self._length:] for c in self._writer.history])
+      self.items_written += 1
 
   def flush(self):
     self._writer.flush()

@@ -8,7 +8,7 @@ Both are built from the agent's `collect_data_spec` and know nothing of the
 agent itself.
 """
 
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import gin
 import numpy as np
@@ -57,13 +57,23 @@ class EpisodeReplay:
       episodes.append(tree.unflatten_as(self._data_spec, sample[0].data))
     return episodes
 
-  def experience(self, client: reverb.Client, num_episodes: int) -> trajectory_lib.Trajectory:
+  def experience(self, client: reverb.Client, num_episodes: int,
+                 transform: Optional[Callable] = None) -> trajectory_lib.Trajectory:
     """Reads episodes and lays them end to end as one batch row: [1, sum(T), ...].
 
     tf-agents' on-policy agents reset their return computation at episode
     boundaries (the LAST -> FIRST steps), so concatenation needs no padding.
+    `transform` (list of episodes -> list of episodes, e.g. RUDDER's reward
+    redistribution) rewrites them first.
     """
     episodes = self.read_episodes(client, num_episodes)
+    if transform is not None:
+      episodes = transform(episodes)
+    return self.concatenate(episodes)
+
+  @staticmethod
+  def concatenate(episodes: List[trajectory_lib.Trajectory]) -> trajectory_lib.Trajectory:
+    """Episodes laid end to end as one batch row: [1, sum(T), ...]."""
     return tree.map_structure(lambda *xs: tf.convert_to_tensor(np.concatenate(xs)[None]),
                               *episodes)
 
@@ -107,7 +117,12 @@ class TransitionReplay:
     self.table_name = table_name
     self._envs_per_item = 1
 
-  def tables(self, data_spec, num_envs: int = 1) -> List[reverb.Table]:
+  def tables(self, data_spec, num_envs: int = 1,
+             samples_per_insert: Optional[float] = None,
+             error_buffer: Optional[float] = None) -> List[reverb.Table]:
+    """`samples_per_insert` given: sampling and inserting are held to that
+    ratio of items (Reverb's SampleToInsertRatio, within `error_buffer`
+    samples) instead of sampling freely once `min_size` is reached."""
     spec = data_spec
     if not self.prioritized:
       self._envs_per_item = num_envs
@@ -115,12 +130,16 @@ class TransitionReplay:
     sampler = (reverb.selectors.Prioritized(self.priority_exponent) if self.prioritized
                else reverb.selectors.Uniform())
     per_item = self._envs_per_item
+    min_items = max(1, -(-self.min_size // per_item))
+    rate_limiter = (reverb.rate_limiters.MinSize(min_items) if samples_per_insert is None else
+                    reverb.rate_limiters.SampleToInsertRatio(samples_per_insert, min_items,
+                                                             error_buffer))
     return [reverb.Table(
         name=self.table_name,
         sampler=sampler,
         remover=reverb.selectors.Fifo(),
         max_size=-(-self.capacity // per_item),
-        rate_limiter=reverb.rate_limiters.MinSize(max(1, -(-self.min_size // per_item))),
+        rate_limiter=rate_limiter,
         signature=tensor_spec.add_outer_dim(spec, self.sequence_length))]
 
   def adder(self, client: reverb.Client, num_envs: int):

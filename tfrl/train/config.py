@@ -60,3 +60,31 @@ def one_line_gin_error(e: BaseException) -> str:
     binding = lines[lines.index(where) + 1] if lines.index(where) + 1 < len(lines) else ""
     where = f"binding {binding!r}"
   return f"{what} ({where})" if where else what
+
+
+def run_script(name: str, argv, gin_files: Sequence[str], bindings: Sequence[str], job) -> None:
+  """A role script's main: parse the gin files, run `job()`; bad input is one
+  line on stderr and exit 2, Ctrl-C exit 130 (the distributed roles)."""
+  import sys  # pylint: disable=import-outside-toplevel
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+
+  def fail(message, code=2):
+    print(f"{name}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+  if len(argv) > 1:
+    fail(f"unexpected arguments {argv[1:]}")
+  if not gin_files:
+    fail("give at least one --gin_file")
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    parse_config(gin_files, bindings)
+    job()
+  except ConfigError as e:
+    fail(str(e).splitlines()[0])
+  except (ValueError, RuntimeError) as e:
+    if "Required bindings" in str(e) or "gin" in type(e).__module__:
+      fail(one_line_gin_error(e))
+    raise
+  except KeyboardInterrupt:
+    fail("interrupted", code=130)

@@ -4,7 +4,8 @@ process SIGKILLs itself the n-th time it reaches `point(<point>)`.
 Points in the loop: "collect" (each collected batch step), "train" (before
 each train call), "checkpoint" (between writing the replay checkpoint and the
 agent checkpoint), "progress" (after an evaluation row, before the
-checkpoint). Unset, `point` costs one dict lookup.
+checkpoint). Distributed actors: "actor_chunk" (after each collected chunk,
+all its items flushed to the server). Unset, `point` costs one dict lookup.
 """
 
 import collections

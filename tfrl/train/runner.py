@@ -37,22 +37,36 @@ PROGRESS_COLUMNS = ["iteration", "env_steps", "train_steps", "episodes", "avg_re
                     "train_return", "loss", "wall_s"]
 
 
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def resume_seed(seed: int, iteration: int) -> int:
+  """The seed of a run resumed at `iteration` (fits numpy's 32 bits)."""
+  return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0])
+
+
 class Experiment:
   """Everything a run needs. Construction writes nothing and starts no
   server, so a bad config is reported before anything else happens;
   `start()` then brings up the replay server and the collection driver."""
 
   def __init__(self, env_id, agent_fn, replay, seed, num_envs, num_eval_episodes,
-               eval_num_envs, replay_server_address):
+               eval_num_envs, replay_server_address, reward_redistribution=None):
     envs.check_env_id(env_id)
+    self.seed = seed
     tf.random.set_seed(seed)
     np.random.seed(seed)
     self.env = envs.load(env_id, seed=seed, num_envs=num_envs)
     # A separate seed stream so evaluation never perturbs collection.
-    self.eval_env = envs.load(env_id, seed=seed + 1_000_003, num_envs=eval_num_envs)
+    self.eval_env = envs.load(env_id, seed=seed + EVAL_SEED_OFFSET, num_envs=eval_num_envs)
     self.agent = agent_fn(tensor_spec.from_spec(self.env.time_step_spec()),
                           tensor_spec.from_spec(self.env.action_spec()))
     self.replay = replay
+    # Rewrites each iteration's episodes before agent.train (e.g. RUDDER).
+    self.reward_redistribution = (
+        reward_redistribution(tensor_spec.from_spec(self.env.time_step_spec()),
+                              tensor_spec.from_spec(self.env.action_spec()))
+        if reward_redistribution is not None else None)
     self.num_envs = num_envs
     self.replay_server_address = replay_server_address
     self.evaluator = Evaluator(self.eval_env, greedy_policy.GreedyPolicy(self.agent.policy),
@@ -73,11 +87,27 @@ class Experiment:
                          observers=[self.adder, faults.collect_observer],
                          on_episode=lambda env, ret, length: self.on_episode(ret, length))
 
+  def reseed_for_resume(self, iteration: int):
+    """Fresh random streams for a run resumed at `iteration`.
+
+    TF's and numpy's generator states cannot be checkpointed (tf-agents'
+    policies sample with stateful ops), and the environments restart their
+    episodes anyway; re-seeding from (seed, iteration) keeps a resumed run
+    reproducible without replaying the random numbers of its first iterations.
+    """
+    seed = resume_seed(self.seed, iteration)
+    tf.random.set_seed(seed)
+    np.random.seed(seed)
+    self.env.reseed(seed)
+    self.eval_env.reseed(seed + EVAL_SEED_OFFSET)
+
   def close(self):
     if self.adder is not None:
       self.adder.close()
     if self.server is not None:
       self.server.close()
+    if self.reward_redistribution is not None:
+      self.reward_redistribution.close()
     self.env.close()
     self.eval_env.close()
 
@@ -102,6 +132,7 @@ def train(root_dir: str,
           checkpoint_interval: int = 50,
           export_policy: bool = True,
           replay_server_address: Optional[str] = None,
+          reward_redistribution: Optional[Callable] = None,
           compiled: bool = False,
           log: Callable[[str], None] = print) -> dict:
   """Trains an agent; resumes if `root_dir` holds a checkpoint of the same config.
@@ -112,9 +143,17 @@ def train(root_dir: str,
   `train_steps_per_iteration` and `batch_size`. Each evaluation writes a
   progress.csv row and, with `export_policy`, the greedy policy's variables
   under policies/ (a SavedModel). Returns the last evaluation's
-  figures (the final row of progress.csv). `compiled=True` runs the whole
+  figures (the final row of progress.csv). `reward_redistribution`
+  (on-policy only): a factory `fn(time_step_spec, action_spec)` of a callable
+  that rewrites the rewards of each iteration's episodes before training,
+  e.g. `@tfrl.rudder.RewardRedistribution`. `compiled=True` runs the whole
   off-policy loop in one compiled TF graph (`tfrl.train.compiled`).
   """
+  if replay_server_address is not None:
+    # An external server means the distributed learner: actors collect
+    # (scripts/collect.py), this process samples, trains and pushes the policy.
+    from tfrl.distributed.learner import learn  # pylint: disable=import-outside-toplevel
+    return learn(root_dir, log=log)
   if compiled:
     from tfrl.train.compiled import train_compiled  # pylint: disable=import-outside-toplevel
     return train_compiled(
@@ -125,8 +164,11 @@ def train(root_dir: str,
   if replay.on_policy and collect_episodes_per_iteration > replay.capacity:
     raise ConfigError(f"replay capacity {replay.capacity} < collect_episodes_per_iteration "
                       f"{collect_episodes_per_iteration}: episodes would be dropped")
+  if reward_redistribution is not None and not replay.on_policy:
+    raise ConfigError("reward_redistribution rewrites whole episodes: it needs on-policy "
+                      "replay (EpisodeReplay)")
   exp = Experiment(env_id, agent_fn, replay, seed, num_envs, num_eval_episodes,
-                   eval_num_envs, replay_server_address)
+                   eval_num_envs, replay_server_address, reward_redistribution)
   try:
     return _run(exp, root_dir, num_iterations, collect_episodes_per_iteration,
                 collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
@@ -162,6 +204,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   driver = exp.driver
   if run_checkpoint.latest:
     log(f"resumed from {run_checkpoint.latest} at iteration {int(counters['iteration'])}")
+    exp.reseed_for_resume(int(counters["iteration"]))
     if persist_replay:
       items = exp.replay.num_items(exp.server.client)
       if items != int(counters["replay_items"]):
@@ -180,7 +223,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       if export_policy else None
 
   if exp.replay.on_policy:
-    train_on_episodes = _compiled_on_policy_train(agent)
+    train_on_episodes = on_policy_train_function(agent)
   else:
     train_on_samples = _off_policy_train_fn(agent, exp.replay, exp.server,
                                             batch_size, train_steps_per_iteration)
@@ -219,7 +262,10 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       written_before = exp.adder.episodes_written
       driver.run_episodes(collect_episodes_per_iteration)
       experience = exp.replay.experience(exp.server.client,
-                                         exp.adder.episodes_written - written_before)
+                                         exp.adder.episodes_written - written_before,
+                                         transform=exp.reward_redistribution)
+      if exp.reward_redistribution is not None:
+        logger.store(**exp.reward_redistribution.diagnostics)
       train_step = lambda: train_on_episodes(experience)  # pylint: disable=cell-var-from-loop
     else:
       driver.run_steps(collect_steps_per_iteration)
@@ -259,8 +305,8 @@ def check_finite_parameters(agent, diverged: str):
     raise FloatingPointError(f"non-finite parameters {diverged}")
 
 
-def _compiled_on_policy_train(agent):
-  """agent.train as a tf.function traced once.
+def on_policy_train_function(agent):
+  """agent.train as a tf.function traced once, for on-policy experience.
 
   On-policy experience is [1, sum of episode lengths, ...]: the signature
   leaves the time axis open, or every new length would trace the whole
@@ -270,8 +316,12 @@ def _compiled_on_policy_train(agent):
   return common.function(lambda experience: agent.train(experience), input_signature=[spec])
 
 
-def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int):
+def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int,
+                         prepare: Callable = lambda experience: experience):
   """A function running `num_steps` train steps on sampled batches; returns the last LossInfo.
+
+  `prepare(experience)` runs on each sampled batch before training (the
+  distributed learner strips and counts the actors' tags there).
 
   Uniform replay runs all steps in one tf.function, the dataset iterator
   read in-graph, so a step costs no Python round trip. Prioritized replay
@@ -285,7 +335,7 @@ def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int)
     def train_prioritized():
       for _ in range(num_steps):
         experience, info = next(iterator)
-        loss_info = train_weighted(experience, replay.importance_weights(info))
+        loss_info = train_weighted(prepare(experience), replay.importance_weights(info))
         td_error = getattr(loss_info.extra, "td_error", None)
         if td_error is None:
           raise ConfigError(f"prioritized replay needs TD errors; {type(agent).__name__} "
@@ -302,8 +352,8 @@ def _off_policy_train_fn(agent, replay, server, batch_size: int, num_steps: int)
   def train_uniform():
     # The first step is outside the loop: it creates the optimizer's slot
     # variables, which TF does not allow inside a while loop.
-    loss_info = train_step(next(iterator)[0])
+    loss_info = train_step(prepare(next(iterator)[0]))
     for _ in tf.range(num_steps - 1):
-      loss_info = train_step(next(iterator)[0])
+      loss_info = train_step(prepare(next(iterator)[0]))
     return loss_info
   return train_uniform

@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+r"""Distributed collection speed: env steps/s written to one Reverb server by
+1, 2 and 4 actor processes, and the learner's train steps/s.
+
+  python scripts/benchmark_distributed.py --gin_file=dqn_cartpole.gin --seconds=10 --repeats=3
+
+Collection: a server and N actors (scripts/collect.py) with the rate
+limiter opened wide (collection only, nobody samples); this process pushes
+the initial policy once, waits until every actor has written, then counts
+the table's inserts over --seconds. Learner: server + --learner_actors
+actors + train.py --replay_server with the gin file's own rate limiter;
+train steps/s between its first and last progress.csv rows. Medians over
+--repeats, every configuration in the same run, one after another.
+"""
+
+import csv
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", ["dqn_cartpole.gin"], "Gin file(s).")
+flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
+flags.DEFINE_list("num_actors", ["1", "2", "4"], "Actor process counts to measure.")
+flags.DEFINE_float("seconds", 10.0, "Measuring window per configuration.")
+flags.DEFINE_integer("repeats", 3, "Runs per configuration (medians reported).")
+flags.DEFINE_integer("learner_actors", 2, "Actors feeding the learner measurement.")
+flags.DEFINE_integer("learner_iterations", 40, "Learner iterations to time.")
+
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def spawn(script, args, log_dir, name):
+  log = open(os.path.join(log_dir, f"{name}.log"), "w")
+  return subprocess.Popen([sys.executable, os.path.join(SCRIPTS, script)] + args,
+                          stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop(processes):
+  for p in processes:
+    if p.poll() is None:
+      p.send_signal(signal.SIGTERM)
+  for p in processes:
+    try:
+      p.wait(30)
+    except subprocess.TimeoutExpired:
+      p.kill()
+
+
+def gin_args(extra=()):
+  return ([f"--gin_file={f}" for f in FLAGS.gin_file] +
+          [f"--gin_bindings={b}" for b in list(FLAGS.gin_bindings) + list(extra)])
+
+
+def measure_collection(num_actors, settings, agent, work_dir):
+  import portpicker
+  import reverb
+  from tfrl.distributed import wiring
+  port = portpicker.pick_unused_port()
+  address = f"localhost:{port}"
+  # Nobody samples here: open the limiter so actors never wait for a learner.
+  wide_open = ["tfrl.distributed.samples_per_insert.value=1e-6",
+               "tfrl.distributed.samples_per_insert.error_buffer=1e12"]
+  args = gin_args(wide_open)
+  processes = [spawn("reverb_server.py", args + [f"--port={port}",
+                                                 f"--checkpoint_dir={work_dir}/reverb{port}"],
+                     work_dir, f"server{port}")]
+  try:
+    wiring.wait_for_server(address, 120, log=lambda _: None)
+    wiring.PolicyVariables(address, agent).push()
+    processes += [spawn("collect.py", args + [f"--server={address}", f"--actor_id={i}"],
+                        work_dir, f"actor{port}_{i}") for i in range(num_actors)]
+    client = reverb.Client(address)
+    table = settings["replay"].table_name
+    # Start counting once every actor has started writing (TF start-up excluded).
+    deadline = time.time() + 300
+    while time.time() < deadline:
+      logs = [open(os.path.join(work_dir, f"actor{port}_{i}.log")).read()
+              for i in range(num_actors)]
+      if all("items_written=" in text for text in logs):
+        break
+      time.sleep(0.5)
+    inserts = lambda: client.server_info()[table].rate_limiter_info.insert_stats.completed
+    before, t0 = inserts(), time.time()
+    time.sleep(FLAGS.seconds)
+    items, seconds = inserts() - before, time.time() - t0
+  finally:
+    stop(processes[1:] + processes[:1])
+  envs_per_item = 1 if getattr(settings["replay"], "prioritized", False) else settings["num_envs"]
+  if settings["replay"].on_policy:
+    return None  # episodes, not steps: use an off-policy gin file here
+  return items * envs_per_item / seconds, items / seconds
+
+
+def measure_learner(work_dir):
+  import portpicker
+  port = portpicker.pick_unused_port()
+  address = f"localhost:{port}"
+  args = gin_args([f"tfrl.train.train.num_iterations={FLAGS.learner_iterations}",
+                   "tfrl.train.train.eval_interval=10", "tfrl.train.train.num_eval_episodes=1",
+                   "tfrl.train.train.export_policy=False"])
+  root = os.path.join(work_dir, f"learner{port}")
+  processes = [spawn("reverb_server.py", args + [f"--port={port}",
+                                                 f"--checkpoint_dir={work_dir}/reverb{port}"],
+                     work_dir, f"lserver{port}")]
+  try:
+    processes += [spawn("collect.py", args + [f"--server={address}", f"--actor_id={i}"],
+                        work_dir, f"lactor{port}_{i}") for i in range(FLAGS.learner_actors)]
+    learner = spawn("train.py", args + [f"--replay_server={address}", f"--root_dir={root}"],
+                    work_dir, f"learner{port}")
+    if learner.wait(1800) != 0:
+      raise RuntimeError(f"learner failed; see {work_dir}/learner{port}.log")
+  finally:
+    stop(processes[1:] + processes[:1])
+  with open(os.path.join(root, "progress.csv")) as f:
+    rows = list(csv.DictReader(f))
+  # From the first row after iteration 0 (tracing done) to the last.
+  first, last = rows[1], rows[-1]
+  steps = int(last["train_steps"]) - int(first["train_steps"])
+  return steps / (float(last["wall_s"]) - float(first["wall_s"]))
+
+
+def main(argv):
+  del argv
+  from tfrl.distributed import wiring
+  from tfrl.train import config
+  config.parse_config(FLAGS.gin_file, FLAGS.gin_bindings)
+  settings = wiring.train_settings()
+  agent = wiring.build_agent(settings)
+  counts = [int(n) for n in FLAGS.num_actors]
+  steps = {n: [] for n in counts}
+  items = {n: [] for n in counts}
+  learner = []
+  with tempfile.TemporaryDirectory() as work_dir:
+    for repeat in range(FLAGS.repeats):
+      for n in counts:
+        step_rate, item_rate = measure_collection(n, settings, agent, work_dir)
+        steps[n].append(step_rate)
+        items[n].append(item_rate)
+        print(f"repeat {repeat}: {n} actor(s): {step_rate:.0f} env steps/s", flush=True)
+      learner.append(measure_learner(work_dir))
+      print(f"repeat {repeat}: learner {learner[-1]:.1f} train steps/s", flush=True)
+  base = statistics.median(steps[counts[0]])
+  print(f"\n{' '.join(FLAGS.gin_file)}, num_envs={settings['num_envs']} per actor, "
+        f"{os.cpu_count()} cores, medians of {FLAGS.repeats}")
+  print("| actors | env steps/s | items/s into Reverb | vs 1 actor |")
+  print("|---|---|---|---|")
+  for n in counts:
+    rate = statistics.median(steps[n])
+    print(f"| {n} | {rate:.0f} | {statistics.median(items[n]):.0f} | {rate / base:.2f}x |")
+  print(f"\nlearner ({FLAGS.learner_actors} actors, batch {settings['batch_size']}): "
+        f"{statistics.median(learner):.1f} train steps/s (runs: "
+        f"{', '.join(f'{x:.1f}' for x in learner)})")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,183 @@
+"""The learner role: sample from the external Reverb server, train, push the
+policy variables, evaluate, checkpoint. `train.py --replay_server=host:port`.
+
+Off-policy: batches sampled uniformly (or by priority) from the table the
+actors fill, held to `samples_per_insert` by the table's rate limiter.
+On-policy: each iteration reads whole episodes oldest first and trains on
+`collect_episodes_per_iteration` of them whose policy version (the train
+step the acting policy had) is at most `max_policy_lag` behind the learner;
+older ones are dropped and counted (`stale_episodes`). With the default lag
+of 0 every episode trained on was collected by exactly the current weights,
+as in the single-process loop.
+
+Resume: the agent and counters come from root_dir's checkpoints; the replay
+is whatever the server holds (the server checkpoints its own tables).
+"""
+
+import math
+import os
+import time
+from typing import Callable
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from tfrl.distributed import wiring
+from tfrl.replay import ReplayServer
+from tfrl.train import faults
+from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
+from tfrl.train.logger import EpochLogger, flatten_diagnostics
+from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
+from tfrl.train.runner import (PROGRESS_COLUMNS, Experiment, on_policy_train_function,
+                               _off_policy_train_fn)
+
+
+@gin.configurable(module="tfrl.distributed")
+def learn(root_dir: str, log: Callable[[str], None] = print, max_policy_lag: int = 0,
+          max_actors: int = 64, connect_timeout_s: float = 120.0) -> dict:
+  """`max_policy_lag` (on-policy): how many train steps older than the
+  learner an episode's policy may be (> 0 trains PPO & co. on slightly
+  off-policy data as if it were on-policy). `max_actors`: actor ids counted
+  per actor in progress.csv (`items_from_actor_<id>`)."""
+  s = wiring.train_settings()
+  address = wiring.check_address(s["replay_server_address"], "--replay_server")
+  # The agent's specs come from a single env: this process does not collect.
+  exp = Experiment(s["env_id"], s["agent_fn"], s["replay"], s["seed"], 1,
+                   s["num_eval_episodes"], s["eval_num_envs"], address)
+  try:
+    return _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
+  finally:
+    exp.close()
+
+
+def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s):
+  agent, replay = exp.agent, exp.replay
+  config = gin.operative_config_str()
+  resuming = check_run_dir(root_dir, config)
+  counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
+              for name in ("iteration", "env_steps", "episodes", "stale_episodes")}
+  # Items (off-policy: windows) trained on per actor id: which actors' data arrived.
+  actor_items = tf.Variable(tf.zeros([max_actors], tf.int64), name="actor_items")
+  wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
+  run_checkpoint = RunCheckpoint(root_dir, agent, dict(counters, wall_s=wall,
+                                                       actor_items=actor_items))
+  if run_checkpoint.latest:
+    run_checkpoint.restore()
+  os.makedirs(root_dir, exist_ok=True)
+  if not resuming:
+    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+  log(f"run directory: {root_dir}")
+
+  wiring.wait_for_server(exp.replay_server_address, connect_timeout_s, log)
+  tables = wiring.replay_tables(s, agent) + [wiring.variable_table(agent)]
+  exp.server = ReplayServer(tables, address=exp.replay_server_address)
+  client = exp.server.client
+  variables = wiring.PolicyVariables(exp.replay_server_address, agent)
+  variables.push()  # actors wait for this first version
+  if run_checkpoint.latest:
+    log(f"resumed from {run_checkpoint.latest} at iteration {int(counters['iteration'])}")
+  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS)
+  progress.truncate_after(int(counters["iteration"]) if run_checkpoint.latest else -1)
+  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
+  logger = EpochLogger(progress, summary_writer, console=log)
+  exporter = PolicyExport(root_dir, exp.evaluator.policy, agent.train_step_counter) \
+      if s["export_policy"] else None
+
+  def count_data(actor_ids, versions):
+    """Per-actor item counts and how many train steps behind the data's policy was."""
+    actor_items.assign_add(tf.math.bincount(actor_ids, minlength=max_actors,
+                                            maxlength=max_actors, dtype=tf.int64))
+    return tf.cast(agent.train_step_counter - versions, tf.float64)
+
+  data_lag = tf.Variable(0.0, dtype=tf.float64)   # summed since the last row
+  data_items = tf.Variable(0, dtype=tf.int64)
+
+  if replay.on_policy:
+    train_on_episodes = on_policy_train_function(agent)
+  else:
+    def prepare(experience):
+      traj, tags = wiring.split_tags(experience)
+      lag = count_data(tags["actor_id"][:, 0], tags["policy_version"][:, 0])
+      data_lag.assign_add(tf.reduce_sum(lag))
+      data_items.assign_add(tf.size(lag, out_type=tf.int64))
+      return traj
+    train_on_samples = _off_policy_train_fn(agent, replay, exp.server, s["batch_size"],
+                                            s["train_steps_per_iteration"], prepare)
+
+  def read_fresh_episodes(n):
+    """The oldest n episodes at most max_policy_lag versions behind; older ones dropped."""
+    version = int(agent.train_step_counter.numpy())
+    fresh = []
+    while len(fresh) < n:
+      for episode in replay.read_episodes(client, 1):
+        traj, tags = wiring.split_tags(episode)
+        if version - int(tags["policy_version"][0]) > max_policy_lag:
+          counters["stale_episodes"].assign_add(1)
+          continue
+        lag = count_data(tags["actor_id"][:1], tags["policy_version"][:1])
+        data_lag.assign_add(tf.reduce_sum(lag))
+        data_items.assign_add(1)
+        fresh.append(traj)
+        counters["env_steps"].assign_add(int(np.sum(~traj.is_boundary())))
+    counters["episodes"].assign_add(n)
+    return replay.concatenate(fresh)
+
+  start_wall = time.time() - float(wall.numpy())
+  last_row = None
+
+  def report(iteration):
+    nonlocal last_row
+    result = exp.evaluator()
+    logger.store(eval_return=result.returns, eval_length=result.lengths)
+    if not replay.on_policy:
+      # Transitions collected into the table so far (an item holds every env's window).
+      inserts = client.server_info()[replay.table_name].rate_limiter_info.insert_stats.completed
+      counters["env_steps"].assign(inserts * (1 if replay.prioritized else s["num_envs"]))
+    row = logger.row(stats=("eval_return",), iteration=iteration,
+                     env_steps=int(counters["env_steps"]),
+                     train_steps=int(agent.train_step_counter.numpy()),
+                     episodes=int(counters["episodes"]))
+    row["avg_return"] = row.pop("eval_return")
+    row["wall_s"] = time.time() - start_wall
+    row["data_policy_lag"] = float(data_lag.numpy()) / max(1, int(data_items.numpy()))
+    data_lag.assign(0.0)
+    data_items.assign(0)
+    if replay.on_policy:
+      row["stale_episodes"] = int(counters["stale_episodes"])
+    for actor_id in np.flatnonzero(actor_items.numpy()):
+      row[f"items_from_actor_{actor_id}"] = int(actor_items[actor_id])
+    logger.write(row, step=int(counters["env_steps"]))
+    if exporter is not None:
+      exporter.save(iteration)
+    faults.point("progress")
+    last_row = row
+
+  num_iterations = s["num_iterations"]
+  first = int(counters["iteration"]) + 1
+  if first == 1:
+    report(0)
+  for iteration in range(first, num_iterations + 1):
+    if replay.on_policy:
+      experience = read_fresh_episodes(s["collect_episodes_per_iteration"])
+      train_step = lambda: train_on_episodes(experience)  # pylint: disable=cell-var-from-loop
+    else:
+      train_step = train_on_samples
+    faults.point("train")
+    loss_info = train_step()
+    loss = float(loss_info.loss)
+    if not math.isfinite(loss):
+      raise FloatingPointError(f"non-finite loss {loss} at iteration {iteration}; "
+                               f"last good checkpoint: {run_checkpoint.latest}")
+    variables.push()
+    logger.store(loss=loss, **flatten_diagnostics(loss_info.extra))
+    if iteration % s["eval_interval"] == 0 or iteration == num_iterations:
+      report(iteration)
+    if iteration % s["checkpoint_interval"] == 0 or iteration == num_iterations:
+      counters["iteration"].assign(iteration)
+      wall.assign(time.time() - start_wall)
+      run_checkpoint.save(iteration)
+  summary_writer.flush()
+  if last_row is None:
+    last_row = dict((progress.rows() or [{}])[-1])
+  return last_row

@@ -1,0 +1,90 @@
+"""Watching a policy: run whole episodes, optionally recording rgb frames, and
+write them as an mp4. Shared by scripts/test_policy.py and the notebooks.
+
+A policy here is a tf-agents *py* policy taking one unbatched time step:
+what `policy_loader.load` returns, or a TF policy wrapped as
+`py_tf_eager_policy.PyTFEagerPolicy(agent.policy)`.
+"""
+
+import os
+from typing import Callable, List, NamedTuple, Optional
+
+import numpy as np
+
+from tfrl.errors import ConfigError
+
+
+class Episodes(NamedTuple):
+  returns: List[float]
+  lengths: List[int]
+  frames: List[np.ndarray]   # every episode's reset frame and one per step (when recording)
+
+
+def _needs_display(error: Exception) -> bool:
+  text = str(error).lower()
+  return any(word in text for word in ("display", "x11", "glfw", "egl", "xlib", "video system"))
+
+
+def start_virtual_display():
+  """An Xvfb display via pyvirtualdisplay (for envs that need X to render)."""
+  try:
+    from pyvirtualdisplay import Display  # pylint: disable=import-outside-toplevel
+    display = Display(visible=False, size=(1024, 768))
+    display.start()
+    return display
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigError(f"rendering needs an X display and none could be started "
+                      f"(is Xvfb installed?): {e}") from None
+
+
+def run_episodes(env, policy, num_episodes: int, record: bool = False,
+                 on_episode: Optional[Callable[[int, float, int], None]] = None) -> Episodes:
+  """Runs `num_episodes` whole episodes of `policy` in the (unbatched) `env`.
+
+  With `record`, `env` must render rgb_array frames (`tfrl.envs.load(...,
+  render_mode="rgb_array")`); if rendering fails for want of an X display
+  and none is set, a virtual one is started for the duration.
+  """
+  frames, display = [], None
+
+  def grab():
+    nonlocal display
+    if not record:
+      return
+    try:
+      frame = env.render()
+    except Exception as e:  # pylint: disable=broad-except
+      if display is not None or os.environ.get("DISPLAY") or not _needs_display(e):
+        raise
+      display = start_virtual_display()
+      frame = env.render()
+    frames.append(np.asarray(frame))
+
+  returns, lengths = [], []
+  try:
+    for episode in range(num_episodes):
+      time_step = env.reset()
+      grab()
+      total, length = 0.0, 0
+      while not time_step.is_last():
+        time_step = env.step(policy.action(time_step).action)
+        grab()
+        total += float(time_step.reward)
+        length += 1
+      returns.append(total)
+      lengths.append(length)
+      if on_episode is not None:
+        on_episode(episode, total, length)
+  finally:
+    if display is not None:
+      display.stop()
+  return Episodes(returns, lengths, frames)
+
+
+def write_mp4(path: str, frames, fps: int = 30):
+  """Writes `frames` (H x W x 3 uint8) to `path` via imageio. Written beside
+  the target and renamed, so an interrupted write leaves an existing file intact."""
+  import imageio  # pylint: disable=import-outside-toplevel
+  tmp = f"{path}.tmp.mp4"
+  imageio.mimsave(tmp, frames, fps=fps, macro_block_size=1)
+  os.replace(tmp, path)
