@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 
 import gin
 import tensorflow as tf
+from tf_agents.agents.dqn import dqn_agent
 from tf_agents.networks import q_network
 from tf_agents.utils import common, eager_utils
 
