@@ -160,3 +160,79 @@ def test_actor_and_learner_killed_and_restarted(tmp_path):
           p.wait(30)
         except subprocess.TimeoutExpired:
           p.kill()
+
+
+def test_server_killed_and_restarted_from_its_checkpoint(tmp_path):
+  """SIGKILL the server mid-run and restart it on the same port and
+  checkpoint dir: it restores the tables of its last checkpoint, actors and
+  learner carry on over their existing connections, training completes.
+
+  For an exact count, actors and learner are paused (SIGSTOP) while the
+  test asks for the checkpoint, then resumed while the server is dead."""
+  port = portpicker.pick_unused_port()
+  address = f"localhost:{port}"
+  learner_dir = str(tmp_path / "learner")
+  log = lambda name: str(tmp_path / f"{name}.log")
+  text = lambda name: open(log(name)).read()
+  server_args = DQN + ["--gin_bindings=tfrl.distributed.serve.checkpoint_interval_s=3600",
+                       f"--port={port}", f"--checkpoint_dir={tmp_path}/reverb"]
+  server = start("reverb_server.py", server_args, log("server_a"))
+  processes = [server]
+  try:
+    clients = [start("collect.py", DQN + [f"--server={address}", f"--actor_id={i}"],
+                     log(f"actor_{i}")) for i in (0, 1)]
+    learner = start("train.py", DQN + [f"--replay_server={address}", f"--root_dir={learner_dir}"],
+                    log("learner"))
+    clients.append(learner)
+    processes += clients
+    progress_path = os.path.join(learner_dir, "progress.csv")
+    deadline = time.time() + 120
+    while not (os.path.exists(progress_path) and len(rows(progress_path)) >= 2):
+      assert time.time() < deadline and learner.poll() is None, text("learner")[-3000:]
+      time.sleep(0.2)
+    # Mid-run (iteration 10 of 30): freeze the clients, let in-flight writes land.
+    for p in clients:
+      p.send_signal(signal.SIGSTOP)
+    client = reverb.Client(address)
+    state = lambda: {n: (t.current_size, t.rate_limiter_info.insert_stats.completed)
+                     for n, t in client.server_info(timeout=10).items()}
+    before = state()
+    while True:
+      time.sleep(0.5)
+      now = state()
+      if now == before:
+        break
+      before = now
+    client.checkpoint()
+    checkpointed = state()
+    assert checkpointed == before and checkpointed["transitions"][0] > 0
+    server.kill()
+    assert server.wait(30) == -signal.SIGKILL
+    for p in clients:
+      p.send_signal(signal.SIGCONT)
+    time.sleep(3)  # clients run against a dead server for a while
+    server = start("reverb_server.py", server_args, log("server_b"))
+    processes.append(server)
+    assert wait(learner, 180) == 0, text("learner")[-3000:]
+    # Reverb's own account of what it loaded at restart.
+    loaded = dict((m.group(1), int(m.group(2))) for m in re.finditer(
+        r"Table (\w+) and (\d+) items have been successfully loaded", text("server_b")))
+    assert loaded == {name: size for name, (size, _) in checkpointed.items()}, text("server_b")
+    progress = rows(progress_path)
+    assert [int(r["iteration"]) for r in progress] == [0, 10, 20, 30]
+    assert int(progress[-1]["train_steps"]) == 300
+    # Collection went on after the restart: more inserts than the checkpoint held.
+    assert state()["transitions"][1] > checkpointed["transitions"][1]
+    assert int(progress[-1]["items_from_actor_0"]) > 0 and int(progress[-1]["items_from_actor_1"]) > 0
+    for i in (0, 1):
+      reports = actor_reports(text(f"actor_{i}"))
+      assert reports[-1][1] >= 200, reports  # the actors follow the learner after the restart
+  finally:
+    for p in processes[1:] + [server]:
+      if p.poll() is None:
+        p.send_signal(signal.SIGCONT)
+        p.send_signal(signal.SIGTERM)
+        try:
+          p.wait(30)
+        except subprocess.TimeoutExpired:
+          p.kill()
