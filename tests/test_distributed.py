@@ -11,7 +11,6 @@ import time
 
 import portpicker
 import pytest
-import reverb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")

@@ -90,6 +90,9 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
                                             maxlength=max_actors, dtype=tf.int64))
     return tf.cast(agent.train_step_counter - versions, tf.float64)
 
+  # Seconds since the last row in the train calls (sampling, waits on the
+  # rate limiter included) and in pushing the policy variables.
+  timing = {"train_s": 0.0, "push_s": 0.0}
   data_lag = tf.Variable(0.0, dtype=tf.float64)   # summed since the last row
   data_items = tf.Variable(0, dtype=tf.int64)
 
@@ -141,6 +144,8 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
     row["avg_return"] = row.pop("eval_return")
     row["wall_s"] = time.time() - start_wall
     row["data_policy_lag"] = float(data_lag.numpy()) / max(1, int(data_items.numpy()))
+    row.update(timing)
+    timing.update(train_s=0.0, push_s=0.0)
     data_lag.assign(0.0)
     data_items.assign(0)
     if replay.on_policy:
@@ -164,12 +169,16 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
     else:
       train_step = train_on_samples
     faults.point("train")
+    t0 = time.time()
     loss_info = train_step()
     loss = float(loss_info.loss)
+    t1 = time.time()
     if not math.isfinite(loss):
       raise FloatingPointError(f"non-finite loss {loss} at iteration {iteration}; "
                                f"last good checkpoint: {run_checkpoint.latest}")
     variables.push()
+    timing["train_s"] += t1 - t0
+    timing["push_s"] += time.time() - t1
     logger.store(loss=loss, **flatten_diagnostics(loss_info.extra))
     if iteration % s["eval_interval"] == 0 or iteration == num_iterations:
       report(iteration)
