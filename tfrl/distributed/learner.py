@@ -29,8 +29,8 @@ from tfrl.train import faults
 from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
 from tfrl.train.logger import EpochLogger, flatten_diagnostics
 from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
-from tfrl.train.runner import (PROGRESS_COLUMNS, Experiment, on_policy_train_function,
-                               _off_policy_train_fn)
+from tfrl.train.runner import (PROGRESS_COLUMNS, Experiment, _off_policy_train_fn,
+                               evaluation_row, on_policy_train_function, write_row)
 
 
 @gin.configurable(module="tfrl.distributed")
@@ -131,18 +131,14 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
 
   def report(iteration):
     nonlocal last_row
-    result = exp.evaluator()
-    logger.store(eval_return=result.returns, eval_length=result.lengths)
     if not replay.on_policy:
       # Transitions collected into the table so far (an item holds every env's window).
       inserts = client.server_info()[replay.table_name].rate_limiter_info.insert_stats.completed
       counters["env_steps"].assign(inserts * (1 if replay.prioritized else s["num_envs"]))
-    row = logger.row(stats=("eval_return",), iteration=iteration,
-                     env_steps=int(counters["env_steps"]),
-                     train_steps=int(agent.train_step_counter.numpy()),
-                     episodes=int(counters["episodes"]))
-    row["avg_return"] = row.pop("eval_return")
-    row["wall_s"] = time.time() - start_wall
+    row = evaluation_row(exp.evaluator, logger, ("eval_return",), start_wall,
+                         iteration=iteration, env_steps=int(counters["env_steps"]),
+                         train_steps=int(agent.train_step_counter.numpy()),
+                         episodes=int(counters["episodes"]))
     row["data_policy_lag"] = float(data_lag.numpy()) / max(1, int(data_items.numpy()))
     row.update(timing)
     timing.update(train_s=0.0, push_s=0.0)
@@ -152,10 +148,7 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
       row["stale_episodes"] = int(counters["stale_episodes"])
     for actor_id in np.flatnonzero(actor_items.numpy()):
       row[f"items_from_actor_{actor_id}"] = int(actor_items[actor_id])
-    logger.write(row, step=int(counters["env_steps"]))
-    if exporter is not None:
-      exporter.save(iteration)
-    faults.point("progress")
+    write_row(logger, row, exporter, iteration)
     last_row = row
 
   num_iterations = s["num_iterations"]
