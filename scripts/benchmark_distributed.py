@@ -9,7 +9,9 @@ limiter opened wide (collection only, nobody samples); this process pushes
 the initial policy once, waits until every actor has written, then counts
 the table's inserts over --seconds. Learner: server + --learner_actors
 actors + train.py --replay_server with the gin file's own rate limiter;
-train steps/s between its first and last progress.csv rows. Medians over
+train steps/s between its first and last progress.csv rows; then the
+learner alone on a table one actor pre-filled (--prefill_steps, limiter open).
+Medians over
 --repeats, every configuration in the same run, one after another.
 """
 
@@ -34,6 +36,8 @@ flags.DEFINE_float("seconds", 10.0, "Measuring window per configuration.")
 flags.DEFINE_integer("repeats", 3, "Runs per configuration (medians reported).")
 flags.DEFINE_integer("learner_actors", 2, "Actors feeding the learner measurement.")
 flags.DEFINE_integer("learner_iterations", 40, "Learner iterations to time.")
+flags.DEFINE_integer("prefill_steps", 3000, "Env steps one actor writes before the learner "
+                     "runs alone.")
 
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -100,20 +104,29 @@ def measure_collection(num_actors, settings, agent, work_dir):
   return items * envs_per_item / seconds, items / seconds
 
 
-def measure_learner(work_dir):
+def measure_learner(work_dir, alone=False):
+  """Train steps/s of train.py --replay_server fed by --learner_actors actors
+  under the gin file's rate limiter, or (`alone`) on a table one actor
+  pre-fills with --prefill_steps and then leaves, the limiter opened wide."""
   import portpicker
   port = portpicker.pick_unused_port()
   address = f"localhost:{port}"
-  args = gin_args([f"tfrl.train.train.num_iterations={FLAGS.learner_iterations}",
-                   "tfrl.train.train.eval_interval=10", "tfrl.train.train.num_eval_episodes=1",
-                   "tfrl.train.train.export_policy=False"])
+  extra = [f"tfrl.train.train.num_iterations={FLAGS.learner_iterations}",
+           "tfrl.train.train.eval_interval=10", "tfrl.train.train.num_eval_episodes=1",
+           "tfrl.train.train.export_policy=False"]
+  if alone:
+    extra += ["tfrl.distributed.samples_per_insert.value=1e-6",
+              "tfrl.distributed.samples_per_insert.error_buffer=1e12"]
+  args = gin_args(extra)
+  actor_args = [f"--max_env_steps={FLAGS.prefill_steps}"] if alone else []
+  num_actors = 1 if alone else FLAGS.learner_actors
   root = os.path.join(work_dir, f"learner{port}")
   processes = [spawn("reverb_server.py", args + [f"--port={port}",
                                                  f"--checkpoint_dir={work_dir}/reverb{port}"],
                      work_dir, f"lserver{port}")]
   try:
-    processes += [spawn("collect.py", args + [f"--server={address}", f"--actor_id={i}"],
-                        work_dir, f"lactor{port}_{i}") for i in range(FLAGS.learner_actors)]
+    processes += [spawn("collect.py", args + actor_args + [f"--server={address}", f"--actor_id={i}"],
+                        work_dir, f"lactor{port}_{i}") for i in range(num_actors)]
     learner = spawn("train.py", args + [f"--replay_server={address}", f"--root_dir={root}"],
                     work_dir, f"learner{port}")
     if learner.wait(1800) != 0:
@@ -136,9 +149,10 @@ def main(argv):
   settings = wiring.train_settings()
   agent = wiring.build_agent(settings)
   counts = [int(n) for n in FLAGS.num_actors]
+  print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
   steps = {n: [] for n in counts}
   items = {n: [] for n in counts}
-  learner = []
+  learner, alone = [], []
   with tempfile.TemporaryDirectory() as work_dir:
     for repeat in range(FLAGS.repeats):
       for n in counts:
@@ -148,6 +162,8 @@ def main(argv):
         print(f"repeat {repeat}: {n} actor(s): {step_rate:.0f} env steps/s", flush=True)
       learner.append(measure_learner(work_dir))
       print(f"repeat {repeat}: learner {learner[-1]:.1f} train steps/s", flush=True)
+      alone.append(measure_learner(work_dir, alone=True))
+      print(f"repeat {repeat}: learner alone {alone[-1]:.1f} train steps/s", flush=True)
   base = statistics.median(steps[counts[0]])
   print(f"\n{' '.join(FLAGS.gin_file)}, num_envs={settings['num_envs']} per actor, "
         f"{os.cpu_count()} cores, medians of {FLAGS.repeats}")
@@ -159,6 +175,11 @@ def main(argv):
   print(f"\nlearner ({FLAGS.learner_actors} actors, batch {settings['batch_size']}): "
         f"{statistics.median(learner):.1f} train steps/s (runs: "
         f"{', '.join(f'{x:.1f}' for x in learner)})")
+  print(f"learner alone (table pre-filled with {FLAGS.prefill_steps} env steps, limiter open): "
+        f"{statistics.median(alone):.1f} train steps/s, sampling "
+        f"{statistics.median(alone) * settings['batch_size']:.0f} transitions/s (runs: "
+        f"{', '.join(f'{x:.1f}' for x in alone)})")
+  print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,12 @@ The same gin files as the server and the learner. Runs until stopped (or
 --max_env_steps); a restarted actor simply rejoins.
 """
 
+import faulthandler
 import os
+import signal
 
+# `kill -USR1 <pid>` prints every thread's Python stack (where an actor waits).
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402

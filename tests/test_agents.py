@@ -120,6 +120,9 @@ def test_trpo_step_respects_the_kl_limit():
 
 
 def test_ppo_stops_early_at_the_target_kl():
+  # Seeded: on some batches Spinning Up's approx_kl (mean old - new
+  # log-prob) stays below a small target for all epochs (seen in CI).
+  tf.random.set_seed(0)
   env = tfrl.envs.load("CartPole-v1", seed=0)
   spec = _specs(env)
   experience = _collect(env, tfrl.agents.ppo(*spec).collect_policy, 4)

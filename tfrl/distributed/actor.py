@@ -5,8 +5,11 @@ Off-policy actors collect continuously; the table's SampleToInsertRatio
 limiter blocks their writes when they run ahead of the learner. On-policy
 actors collect one batch of whole episodes per policy version and then wait
 for the next version (episodes from an older version would be dropped).
-A lost server (restart) makes the actor wait for it, reconnect and go on;
-items not yet flushed at that moment are lost.
+A lost server (killed, restarting) raises nothing here: Reverb's clients
+wait for it (gRPC wait-for-ready; the writer's stream and the variable
+sample block) and carry on over the same objects once it listens again on the
+same address (tests/test_distributed.py kills it for ~10 s). Items the dead
+server had accepted after its last checkpoint are gone with it.
 """
 
 import time
@@ -14,7 +17,6 @@ from typing import Callable, Optional
 
 import gin
 import reverb
-import tensorflow as tf
 
 from tfrl import envs
 from tfrl.distributed import wiring
@@ -31,7 +33,7 @@ def collect(server_address: str,
             max_env_steps: Optional[int] = None,
             steps_per_pull: Optional[int] = None,
             episodes_per_pull: Optional[int] = None,
-            reconnect_timeout_s: float = 120.0,
+            connect_timeout_s: float = 120.0,
             report_interval_s: float = 2.0,
             log: Callable[[str], None] = print) -> dict:
   """Collects until `max_env_steps` (None: until stopped).
@@ -53,45 +55,30 @@ def collect(server_address: str,
   wiring.replay_tables(settings, agent)  # the replay component learns the item layout
   tagger = wiring.Tagger(None, actor_id, num_envs)
   driver = Driver(env, agent.collect_policy, observers=[tagger, faults.collect_observer])
-  items_before = 0  # written through adders of earlier connections
-  variables = None
-
-  def connect():
-    nonlocal variables
-    wiring.wait_for_server(server_address, reconnect_timeout_s, log)
-    tagger.adder = replay.adder(reverb.Client(server_address), num_envs)
-    variables = wiring.PolicyVariables(server_address, agent)
+  wiring.wait_for_server(server_address, connect_timeout_s, log)
+  tagger.adder = replay.adder(reverb.Client(server_address), num_envs)
+  variables = wiring.PolicyVariables(server_address, agent)
 
   def report():
     log(f"actor={actor_id} env_steps={driver.env_steps} "
-        f"items_written={items_before + tagger.adder.items_written} "
+        f"items_written={tagger.adder.items_written} "
         f"policy_version={tagger.policy_version} "
         f"steps_per_s={driver.env_steps / max(1e-9, time.time() - start):.1f}")
 
-  connect()
   log(f"actor {actor_id} connected to {server_address}")
   start = last_report = time.time()
   collected_version = None
   try:
     while max_env_steps is None or driver.env_steps < max_env_steps:
-      try:
-        tagger.policy_version = variables.pull()
-        if replay.on_policy:
-          if tagger.policy_version == collected_version:
-            time.sleep(0.02)  # this version's batch is written; wait for the next
-            continue
-          driver.run_episodes(episodes_per_pull)
-          collected_version = tagger.policy_version
-        else:
-          driver.run_steps(steps_per_pull)
-      except (RuntimeError, tf.errors.OpError) as e:
-        if "unavailable" not in str(e).lower() and "connect" not in str(e).lower():
-          raise
-        log(f"actor {actor_id}: lost the server ({str(e).splitlines()[0][:120]}); reconnecting")
-        items_before += tagger.adder.items_written
-        connect()
-        driver.reset()
-        continue
+      tagger.policy_version = variables.pull()
+      if replay.on_policy:
+        if tagger.policy_version == collected_version:
+          time.sleep(0.02)  # this version's batch is written; wait for the next
+          continue
+        driver.run_episodes(episodes_per_pull)
+        collected_version = tagger.policy_version
+      else:
+        driver.run_steps(steps_per_pull)
       if time.time() - last_report >= report_interval_s:
         report()
         last_report = time.time()
@@ -102,4 +89,4 @@ def collect(server_address: str,
       tagger.adder.close()  # flushes what is still buffered
     env.close()
   report()
-  return dict(env_steps=driver.env_steps, items_written=items_before + tagger.adder.items_written)
+  return dict(env_steps=driver.env_steps, items_written=tagger.adder.items_written)

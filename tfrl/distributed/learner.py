@@ -29,8 +29,8 @@ from tfrl.train import faults
 from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
 from tfrl.train.logger import EpochLogger, flatten_diagnostics
 from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
-from tfrl.train.runner import (PROGRESS_COLUMNS, Experiment, on_policy_train_function,
-                               _off_policy_train_fn)
+from tfrl.train.runner import (PROGRESS_COLUMNS, Experiment, _off_policy_train_fn,
+                               evaluation_row, on_policy_train_function, write_row)
 
 
 @gin.configurable(module="tfrl.distributed")
@@ -90,6 +90,9 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
                                             maxlength=max_actors, dtype=tf.int64))
     return tf.cast(agent.train_step_counter - versions, tf.float64)
 
+  # Seconds since the last row in the train calls (sampling, waits on the
+  # rate limiter included) and in pushing the policy variables.
+  timing = {"train_s": 0.0, "push_s": 0.0}
   data_lag = tf.Variable(0.0, dtype=tf.float64)   # summed since the last row
   data_items = tf.Variable(0, dtype=tf.int64)
 
@@ -128,29 +131,24 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
 
   def report(iteration):
     nonlocal last_row
-    result = exp.evaluator()
-    logger.store(eval_return=result.returns, eval_length=result.lengths)
     if not replay.on_policy:
       # Transitions collected into the table so far (an item holds every env's window).
       inserts = client.server_info()[replay.table_name].rate_limiter_info.insert_stats.completed
       counters["env_steps"].assign(inserts * (1 if replay.prioritized else s["num_envs"]))
-    row = logger.row(stats=("eval_return",), iteration=iteration,
-                     env_steps=int(counters["env_steps"]),
-                     train_steps=int(agent.train_step_counter.numpy()),
-                     episodes=int(counters["episodes"]))
-    row["avg_return"] = row.pop("eval_return")
-    row["wall_s"] = time.time() - start_wall
+    row = evaluation_row(exp.evaluator, logger, ("eval_return",), start_wall,
+                         iteration=iteration, env_steps=int(counters["env_steps"]),
+                         train_steps=int(agent.train_step_counter.numpy()),
+                         episodes=int(counters["episodes"]))
     row["data_policy_lag"] = float(data_lag.numpy()) / max(1, int(data_items.numpy()))
+    row.update(timing)
+    timing.update(train_s=0.0, push_s=0.0)
     data_lag.assign(0.0)
     data_items.assign(0)
     if replay.on_policy:
       row["stale_episodes"] = int(counters["stale_episodes"])
     for actor_id in np.flatnonzero(actor_items.numpy()):
       row[f"items_from_actor_{actor_id}"] = int(actor_items[actor_id])
-    logger.write(row, step=int(counters["env_steps"]))
-    if exporter is not None:
-      exporter.save(iteration)
-    faults.point("progress")
+    write_row(logger, row, exporter, iteration)
     last_row = row
 
   num_iterations = s["num_iterations"]
@@ -164,12 +162,16 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
     else:
       train_step = train_on_samples
     faults.point("train")
+    t0 = time.time()
     loss_info = train_step()
     loss = float(loss_info.loss)
+    t1 = time.time()
     if not math.isfinite(loss):
       raise FloatingPointError(f"non-finite loss {loss} at iteration {iteration}; "
                                f"last good checkpoint: {run_checkpoint.latest}")
     variables.push()
+    timing["train_s"] += t1 - t0
+    timing["push_s"] += time.time() - t1
     logger.store(loss=loss, **flatten_diagnostics(loss_info.extra))
     if iteration % s["eval_interval"] == 0 or iteration == num_iterations:
       report(iteration)

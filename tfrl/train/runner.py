@@ -239,17 +239,11 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
 
   def report(iteration):
     nonlocal last_row
-    result = exp.evaluator()
-    logger.store(eval_return=result.returns, eval_length=result.lengths)
-    row = logger.row(stats=("eval_return", "train_return"),
-                     iteration=iteration, env_steps=driver.env_steps,
-                     train_steps=int(agent.train_step_counter.numpy()), episodes=driver.episodes)
-    row["avg_return"] = row.pop("eval_return")
-    row["wall_s"] = time.time() - start_wall
-    logger.write(row, step=driver.env_steps)
-    if exporter is not None:
-      exporter.save(iteration)
-    faults.point("progress")
+    row = evaluation_row(exp.evaluator, logger, ("eval_return", "train_return"), start_wall,
+                         iteration=iteration, env_steps=driver.env_steps,
+                         train_steps=int(agent.train_step_counter.numpy()),
+                         episodes=driver.episodes)
+    write_row(logger, row, exporter, iteration)
     last_row = row
 
   first = int(counters["iteration"]) + 1
@@ -303,6 +297,26 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
 def check_finite_parameters(agent, diverged: str):
   if not all(np.all(np.isfinite(v.numpy())) for v in agent.variables):
     raise FloatingPointError(f"non-finite parameters {diverged}")
+
+
+def evaluation_row(evaluator, logger: EpochLogger, stats, start_wall: float, **counts) -> dict:
+  """Evaluates, then the iteration's progress row: `counts`, the logger's
+  averages (`stats` with their spread), `avg_return` (the evaluation's mean)
+  and `wall_s`."""
+  result = evaluator()
+  logger.store(eval_return=result.returns, eval_length=result.lengths)
+  row = logger.row(stats=stats, **counts)
+  row["avg_return"] = row.pop("eval_return")
+  row["wall_s"] = time.time() - start_wall
+  return row
+
+
+def write_row(logger: EpochLogger, row: dict, exporter: Optional[PolicyExport], iteration: int):
+  """Writes the row (progress.csv, TensorBoard at its env_steps) and exports the policy."""
+  logger.write(row, step=row["env_steps"])
+  if exporter is not None:
+    exporter.save(iteration)
+  faults.point("progress")
 
 
 def on_policy_train_function(agent):
