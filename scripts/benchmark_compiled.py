@@ -5,9 +5,11 @@ r"""The compiled DQN loop with the JAX tutorial's settings: speed and learning.
   python scripts/benchmark_compiled.py --what=speed --repeats=3 --threads=1,2
   python scripts/benchmark_compiled.py --what=learning --seeds=0,1,2
 
-Speed: each setting (XLA `jit_compile=True` or a plain tf.function graph;
-stateless or Generator RNG; 1 or 2 TF threads) runs in its own process,
-because TF's thread counts are fixed once it initialises. A process builds
+Speed: each setting (XLA `jit_compile=True` with XLA's newer CPU runtime
+("xla_runtime", the compiled loop's default) or its default CPU backend
+("xla"), or a plain tf.function graph; stateless or Generator RNG; 1 or 2 TF
+threads) runs in its own process, because TF's thread counts and XLA's
+flags are fixed once they initialise. A process builds
 the tutorial's DQN (gin_configs/dqn_cartpole_tutorial.gin), times its first
 call of `--steps` steps (compilation included) and then `--repeats` calls
 of `--steps` steps each (compiled already). Settings are interleaved
@@ -32,7 +34,9 @@ flags.DEFINE_enum("what", "both", ["speed", "learning", "both"], "Which table(s)
 flags.DEFINE_integer("steps", 20000, "Env steps (= updates) per timed call.")
 flags.DEFINE_integer("repeats", 3, "Processes per speed setting (medians over them).")
 flags.DEFINE_list("threads", ["1", "2"], "TF intra/inter-op thread counts to try.")
-flags.DEFINE_list("modes", ["xla", "graph"], "xla: jit_compile=True; graph: plain tf.function.")
+flags.DEFINE_list("modes", ["xla_runtime", "xla", "graph"],
+                  "xla_runtime: jit_compile=True on XLA's CPU runtime; xla: jit_compile=True on "
+                  "XLA's default CPU backend; graph: plain tf.function.")
 flags.DEFINE_list("rngs", ["stateless", "generator"], "RNG variants.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds for the learning table.")
 flags.DEFINE_integer("chunk", 1000, "Learning: steps per compiled call (resolution of 'first 500').")
@@ -58,27 +62,32 @@ def build(gin_file, bindings, seed, jit_compile, rng):
   return compiled.CompiledLoop(
       tf_envs.make(setting("env_id")), compiled.in_graph_learner(agent), setting("num_envs"),
       gin.query_parameter("tfrl.replay.TransitionReplay.capacity"), setting("batch_size"), seed,
+      steps_per_iteration=-(-setting("collect_steps_per_iteration") // setting("num_envs")),
+      train_steps_per_iteration=setting("train_steps_per_iteration"),
       jit_compile=jit_compile, rng=rng)
 
 
 def child(args):
   threads = args["threads"]
+  if args["mode"] == "xla_runtime":
+    from tfrl.train.compiled import use_xla_cpu_runtime
+    use_xla_cpu_runtime()
   import tensorflow as tf
   tf.config.threading.set_intra_op_parallelism_threads(threads)
   tf.config.threading.set_inter_op_parallelism_threads(threads)
-  loop = build(args["gin_file"], args["gin_bindings"], args["seed"], args["mode"] == "xla", args["rng"])
-  one = tf.constant(1, tf.int64)
+  loop = build(args["gin_file"], args["gin_bindings"], args["seed"], args["mode"] != "graph",
+               args["rng"])
   if args["kind"] == "speed":
     times = []
     for _ in range(2):  # the first call compiles
       start = time.perf_counter()
-      float(loop.run(tf.constant(args["steps"], tf.int64), one, one, tf.constant(False)))
+      float(loop.run(tf.constant(args["steps"], tf.int64)))
       times.append(time.perf_counter() - start)
     return dict(first_s=times[0], second_s=times[1])
   first_500, longest, elapsed = None, 0, 0
   start = time.perf_counter()
   while elapsed < args["steps"]:
-    float(loop.run(tf.constant(args["chunk"], tf.int64), one, one, tf.constant(False)))
+    float(loop.run(tf.constant(args["chunk"], tf.int64)))
     elapsed += args["chunk"]
     _, lengths = loop.take_finished_episodes()
     episode_max = int(max(lengths)) if len(lengths) else 0
@@ -125,12 +134,13 @@ def speed_table():
 
 
 def learning_table():
-  print(f"\nlearning, {FLAGS.steps} steps, {FLAGS.gin_file} (xla, stateless rng, 2 threads)")
+  print(f"\nlearning, {FLAGS.steps} steps, {FLAGS.gin_file} (xla_runtime, stateless rng, "
+        f"2 threads)")
   print("| seed | first episode of 500 steps by step | longest episode | episodes | seconds |")
   print("|---|---|---|---|---|")
   reached = 0
   for seed in FLAGS.seeds:
-    r = run_child(dict(kind="learning", mode="xla", rng="stateless", threads=2, steps=FLAGS.steps,
+    r = run_child(dict(kind="learning", mode="xla_runtime", rng="stateless", threads=2, steps=FLAGS.steps,
                        chunk=FLAGS.chunk, seed=int(seed), gin_file=FLAGS.gin_file,
                        gin_bindings=FLAGS.gin_bindings))
     reached += r["first_500"] is not None

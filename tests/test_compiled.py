@@ -3,6 +3,8 @@ DQN's pure functions, the compiled loop vs tf-agents' DQN, the run directory."""
 
 import csv
 import os
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -216,7 +218,7 @@ def test_compiled_loop_matches_tf_agents_dqn_on_gymnasium():
     observation = env.unwrapped.state.astype(np.float32)[None]
     time_step = ts.restart(tf.constant(observation), batch_size=1)
     action = int(greedy_action(time_step)[0])
-    loop.run(one, one, one, tf.constant(False))
+    loop.run(one)
     next_observation, reward, terminated, _, _ = env.step(action)
     assert int(loop.replay.storage["action"][0]) == action
     np.testing.assert_allclose(loop.replay.storage["next_observation"][0].numpy(),
@@ -261,7 +263,11 @@ def test_in_graph_update_equals_tf_agents_train_on_the_same_batches():
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
 
 
-TINY = ["tfrl.train.train.num_iterations = 4", "tfrl.train.train.eval_interval = 2",
+# In-process runs stay on XLA's default CPU backend (pytest's process must
+# not switch XLA's flags for later tests); the CPU runtime, train.py's
+# default, is covered by test_xla_cpu_runtime_path in its own process.
+TINY = ["tfrl.train.train_compiled.xla_cpu_runtime = False",
+        "tfrl.train.train.num_iterations = 4", "tfrl.train.train.eval_interval = 2",
         "tfrl.train.train.checkpoint_interval = 2", "tfrl.train.train.num_eval_episodes = 2",
         "tfrl.train.train.initial_collect_steps = 100",
         "tfrl.train.train.collect_steps_per_iteration = 20",
@@ -294,3 +300,15 @@ def test_compiled_loop_refuses_agents_without_an_in_graph_learner(tmp_path):
   config.parse_config(["sac_pendulum.gin"], ["tfrl.train.train.compiled = True"])
   with pytest.raises(ConfigError, match="no in-graph learner for SacAgent"):
     tfrl.train.train(str(tmp_path / "run"), log=lambda _: None)
+
+
+def test_xla_cpu_runtime_path():
+  """The update-equivalence and run-directory tests again, in a process
+  whose XLA uses the CPU runtime (the compiled loop's default)."""
+  env = dict(os.environ, XLA_FLAGS=compiled.XLA_CPU_RUNTIME_FLAG, TF_CPP_MIN_LOG_LEVEL="3")
+  result = subprocess.run(
+      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+       "equals_tf_agents_train or writes_the_regular_run_directory"],
+      capture_output=True, text=True, env=env, timeout=600)
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert "2 passed" in result.stdout

@@ -170,5 +170,22 @@ class InGraphDqn:
       grads_and_vars = eager_utils.clip_gradient_norms(grads_and_vars, agent._gradient_clipping)
     agent._optimizer.apply_gradients(grads_and_vars)
     agent.train_step_counter.assign_add(1)
-    agent._update_target()
+    self._sync_target()
     return loss
+
+  def _sync_target(self):
+    """tf-agents' periodic target update (`common.Periodically` around a
+    soft update), without its `tf.cond`: the new target weights are selected
+    with `tf.where`, so the compiled loop has no branch here (XLA's CPU
+    runtime, `xla_runtime=True` in the compiled loop, fails to link a
+    conditional inside the loop). Uses the Periodically's own counter, so
+    the sync steps are the regular agent's."""
+    agent = self.agent
+    tau, period = agent.target_update_tau, agent.target_update_period
+    if period == 1:
+      due = tf.constant(True)
+    else:
+      counter = agent._update_target._counter
+      due = tf.equal(tf.math.mod(counter.assign_add(1), tf.cast(period, counter.dtype)), 0)
+    for target, source in zip(agent._target_q_network.variables, self.network.variables):
+      target.assign(tf.where(due, tau * source + (1.0 - tau) * target, target))
