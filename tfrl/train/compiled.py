@@ -30,9 +30,7 @@ from tfrl.envs import tf_envs
 from tfrl.errors import ConfigError
 from tfrl.replay.in_graph import InGraphReplay
 from tfrl.train import runner
-from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
-from tfrl.train.logger import EpochLogger
-from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
+from tfrl.train.checkpoints import PolicyExport
 
 # Which in-graph learner drives which tf-agents agent.
 LEARNERS = {dqn_agent.DqnAgent: InGraphDqn}
@@ -231,25 +229,16 @@ def use_xla_cpu_runtime():
 
 def _run(exp, loop, root_dir, num_iterations, initial_collect_steps, random_initial_collect,
          eval_interval, checkpoint_interval, export_policy, log):
-  config = gin.operative_config_str()
-  resuming = check_run_dir(root_dir, config)
   agent = exp.agent
   iteration_counter = tf.Variable(0, dtype=tf.int64, name="iteration")
   wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
-  run_checkpoint = RunCheckpoint(root_dir, agent, dict(iteration=iteration_counter, wall_s=wall,
-                                                       compiled_loop=loop))
-  if run_checkpoint.latest:
-    run_checkpoint.restore()
-  os.makedirs(root_dir, exist_ok=True)
-  if not resuming:
-    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+  run_checkpoint = runner.open_run_dir(root_dir, agent, dict(iteration=iteration_counter,
+                                                             wall_s=wall, compiled_loop=loop))
   log(f"run directory: {root_dir} (compiled loop)")
   if run_checkpoint.latest:
     log(f"resumed from {run_checkpoint.latest} at iteration {int(iteration_counter)}")
-  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), runner.PROGRESS_COLUMNS)
-  progress.truncate_after(int(iteration_counter) if run_checkpoint.latest else -1)
-  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
-  logger = EpochLogger(progress, summary_writer, console=log)
+  logger = runner.run_logger(root_dir, runner.PROGRESS_COLUMNS, run_checkpoint,
+                             int(iteration_counter), log)
   exporter = PolicyExport(root_dir, exp.evaluator.policy, agent.train_step_counter) \
       if export_policy else None
   start_wall = time.time() - float(wall.numpy())
@@ -295,7 +284,7 @@ def _run(exp, loop, root_dir, num_iterations, initial_collect_steps, random_init
       iteration_counter.assign(iteration)
       wall.assign(time.time() - start_wall)
       run_checkpoint.save(iteration)
-  summary_writer.flush()
+  logger.flush()
   if last_row is None:
-    last_row = dict((progress.rows() or [{}])[-1])
+    last_row = dict((logger.progress.rows() or [{}])[-1])
   return last_row

@@ -182,20 +182,11 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
          collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
          train_steps_per_iteration, batch_size, eval_interval, checkpoint_interval,
          export_policy, log):
-  config = gin.operative_config_str()
-  resuming = check_run_dir(root_dir, config)
   agent = exp.agent
   counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
               for name in ("iteration", "env_steps", "episodes", "replay_items")}
   wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
-  run_checkpoint = RunCheckpoint(root_dir, agent, dict(counters, wall_s=wall))
-  # Restore before anything is written: a damaged checkpoint stops the run
-  # with the directory as it was.
-  if run_checkpoint.latest:
-    run_checkpoint.restore()
-  os.makedirs(root_dir, exist_ok=True)
-  if not resuming:
-    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+  run_checkpoint = open_run_dir(root_dir, agent, dict(counters, wall_s=wall))
   log(f"run directory: {root_dir}")
   # Off-policy replay outlives an iteration, so an embedded server's tables
   # are checkpointed with the agent (an external server keeps its own).
@@ -211,13 +202,9 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
         raise RuntimeError(f"replay restored with {items} items, but the checkpoint was taken "
                            f"with {int(counters['replay_items'])}")
       log(f"replay restored: {items} items, as checkpointed")
-  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS)
-  # Rows newer than the checkpoint are redone; with no checkpoint, all are.
-  progress.truncate_after(int(counters["iteration"]) if run_checkpoint.latest else -1)
+  logger = run_logger(root_dir, PROGRESS_COLUMNS, run_checkpoint, int(counters["iteration"]), log)
   driver.env_steps = int(counters["env_steps"])
   driver.episodes = int(counters["episodes"])
-  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
-  logger = EpochLogger(progress, summary_writer, console=log)
   exp.on_episode = lambda ret, length: logger.store(train_return=ret, train_length=length)
   exporter = PolicyExport(root_dir, exp.evaluator.policy, agent.train_step_counter) \
       if export_policy else None
@@ -288,15 +275,42 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       if persist_replay:
         counters["replay_items"].assign(exp.replay.num_items(exp.server.client))
       run_checkpoint.save(iteration, exp.server if persist_replay else None)
-  summary_writer.flush()
+  logger.flush()
   if last_row is None:
-    last_row = {r: v for r, v in (progress.rows() or [{}])[-1].items()}
+    last_row = {r: v for r, v in (logger.progress.rows() or [{}])[-1].items()}
   return last_row
 
 
 def check_finite_parameters(agent, diverged: str):
   if not all(np.all(np.isfinite(v.numpy())) for v in agent.variables):
     raise FloatingPointError(f"non-finite parameters {diverged}")
+
+
+def open_run_dir(root_dir: str, agent, tracked: dict) -> RunCheckpoint:
+  """Opens a run directory for training: refuses one written with another
+  config, restores the latest checkpoint of `agent` and `tracked` (counters,
+  loop state) before anything is written — a damaged checkpoint stops the
+  run with the directory as it was — and writes config.gin for a new run."""
+  config = gin.operative_config_str()
+  resuming = check_run_dir(root_dir, config)
+  run_checkpoint = RunCheckpoint(root_dir, agent, tracked)
+  if run_checkpoint.latest:
+    run_checkpoint.restore()
+  os.makedirs(root_dir, exist_ok=True)
+  if not resuming:
+    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+  return run_checkpoint
+
+
+def run_logger(root_dir: str, columns, run_checkpoint: RunCheckpoint, iteration: int,
+               log) -> EpochLogger:
+  """The run's EpochLogger: progress.csv (rows newer than the restored
+  checkpoint's `iteration` are dropped, to be redone; with no checkpoint,
+  all are), TensorBoard and the console."""
+  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), columns)
+  progress.truncate_after(iteration if run_checkpoint.latest else -1)
+  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
+  return EpochLogger(progress, summary_writer, console=log)
 
 
 def evaluation_row(evaluator, logger: EpochLogger, stats, start_wall: float, **counts) -> dict:
