@@ -31,7 +31,7 @@ flags.DEFINE_multi_string("gin_file", [], "Config(s) to benchmark; repeat for se
 flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied to every config.")
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds.")
 flags.DEFINE_multi_float("threshold", [], "Return counted as solved (one, or one per config).")
-flags.DEFINE_enum("suite", None, ["agents", "rudder"], "A preset list of configs with their thresholds.")
+flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled"], "A preset list of configs with their thresholds.")
 
 # Each config with the return counted as solved: a deterministic 10-episode
 # evaluation of >= 475 on CartPole-v1 (max 500), >= -200 on Pendulum-v1.
@@ -42,7 +42,9 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
           # PPO with and without RUDDER on delayed-reward tasks: the coin walk's
           # best return (24), CartPole-v0's "solved" level (195) on delayed CartPole.
           "rudder": [("ppo_coin.gin", 24), ("rudder_ppo_coin.gin", 24),
-                     ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)]}
+                     ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)],
+          # DQN's regular loop and the compiled one, same hyperparameters.
+          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)]}
 flags.DEFINE_string("out_dir", None, "Where runs go (default: a temp dir).")
 
 TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
@@ -95,8 +97,10 @@ def main(argv):
             f"{'train_s':>8} {'process_s':>9} {'env_steps':>10}")
   print(header)
   results = []
-  for gin_file, threshold in configs:
-    for seed in FLAGS.seeds:
+  # Seed-major: the configs of one seed run back to back, so a machine that
+  # gets busier or quieter during the benchmark affects them alike.
+  for seed in FLAGS.seeds:
+    for gin_file, threshold in configs:
       r = run_one(gin_file, threshold, seed, out_dir)
       results.append(r)
       if "error" in r:

@@ -48,6 +48,12 @@ class DqnAgent(dqn_agent.DqnAgent):
     q_value = self._compute_q_values(time_steps, policy_steps.action, training=False)
     return with_diagnostics(super()._loss(experience, *args, **kwargs), q_value=q_value)
 
+  def _get_target_updater(self, tau=1.0, period=1):
+    # Kept: the compiled loop (tfrl.agents.dqn.InGraphDqn) repeats this
+    # update without tf-agents' tf.cond and needs both numbers.
+    self.target_update_tau, self.target_update_period = tau, period
+    return super()._get_target_updater(tau, period)
+
 
 class DdpgAgent(ddpg_agent.DdpgAgent):
   """+ q_value: the critic's Q(s, a) of the batch's actions."""

@@ -5,9 +5,12 @@ from typing import Optional, Sequence
 
 import gin
 import tensorflow as tf
+from tf_agents.agents.dqn import dqn_agent
 from tf_agents.networks import q_network
+from tf_agents.utils import common, eager_utils
 
 from tfrl.agents.diagnostics import DqnAgent
+from tfrl.errors import ConfigError
 from tfrl.networks import adam
 
 
@@ -19,6 +22,44 @@ def linearly_decaying_epsilon(step, decay_steps: int, start: float, end: float):
   return start + fraction * (end - start)
 
 
+def exponentially_decaying_epsilon(step, decay_rate: float, start: float, end: float):
+  """Epsilon falls from `start` towards `end` as exp(-decay_rate * step)
+  (the JAX DQN tutorial's schedule)."""
+  decay = tf.exp(-decay_rate * tf.cast(step, tf.float32))
+  return end + (start - end) * decay
+
+
+EPSILON_SCHEDULES = ("linear", "exponential")
+
+# TD loss choices for gin (`td_errors_loss_fn = @tfrl.agents.squared_loss`):
+# the tutorial's squared error; the default stays Huber.
+gin.external_configurable(common.element_wise_squared_loss, "squared_loss", module="tfrl.agents")
+gin.external_configurable(common.element_wise_huber_loss, "huber_loss", module="tfrl.agents")
+
+
+def epsilon_greedy(q_values, epsilon, seed):
+  """Per row: a uniformly random action with probability `epsilon`, else
+  argmax Q. Stateless: `seed` is a [2] int seed. q_values [B, A] -> [B] int64."""
+  seeds = tf.random.experimental.stateless_split(seed, 2)
+  num_actions = tf.shape(q_values, out_type=tf.int64)[-1]
+  batch = tf.shape(q_values)[:1]
+  random_actions = tf.random.stateless_uniform(batch, seeds[0], minval=0, maxval=num_actions,
+                                               dtype=tf.int64)
+  explore = tf.random.stateless_uniform(batch, seeds[1]) < epsilon
+  return tf.where(explore, random_actions, tf.argmax(q_values, axis=-1))
+
+
+def q_learning_td_loss(q_values, actions, rewards, discounts, next_target_q_values, gamma: float,
+                       loss_fn=tf.compat.v1.losses.huber_loss):
+  """Per-transition loss of one-step Q-learning:
+  loss_fn(r + gamma * discount * max_a' Q_target(s', a'), Q(s, a)).
+  `discounts` is 0 where the episode terminated (no future) and 1 where it
+  continues or was truncated (the cut-off future is bootstrapped)."""
+  targets = tf.stop_gradient(rewards + gamma * discounts * tf.reduce_max(next_target_q_values, -1))
+  predictions = tf.gather(q_values, actions, axis=-1, batch_dims=1)
+  return loss_fn(targets, predictions)
+
+
 @gin.configurable(module="tfrl.agents")
 def dqn(time_step_spec,
         action_spec,
@@ -28,6 +69,8 @@ def dqn(time_step_spec,
         epsilon_start: float = 1.0,
         epsilon_end: float = 0.05,
         epsilon_decay_steps: int = 10_000,
+        epsilon_schedule: str = "linear",
+        epsilon_decay_rate: float = 1e-3,
         target_update_period: int = 100,
         target_update_tau: float = 1.0,
         n_step_update: int = 1,
@@ -37,18 +80,27 @@ def dqn(time_step_spec,
 
   Exploration: epsilon decays linearly from `epsilon_start` to `epsilon_end`
   over `epsilon_decay_steps` train steps (the agent's train_step_counter, so
-  it resumes with the checkpoint). The target network is synced every
+  it resumes with the checkpoint); `epsilon_schedule="exponential"` decays it
+  as exp(-epsilon_decay_rate * step) instead. The target network is synced every
   `target_update_period` train steps (tau=1 copies, tau<1 averages).
   """
+  if epsilon_schedule not in EPSILON_SCHEDULES:
+    raise ConfigError(f"epsilon_schedule must be one of {EPSILON_SCHEDULES}, "
+                      f"got {epsilon_schedule!r}")
   train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
+  if epsilon_schedule == "linear":
+    epsilon = lambda: linearly_decaying_epsilon(
+        train_step, epsilon_decay_steps, epsilon_start, epsilon_end)
+  else:
+    epsilon = lambda: exponentially_decaying_epsilon(
+        train_step, epsilon_decay_rate, epsilon_start, epsilon_end)
   agent = DqnAgent(
       time_step_spec,
       action_spec,
       q_network=q_network.QNetwork(time_step_spec.observation, action_spec,
                                    fc_layer_params=tuple(fc_layer_params)),
       optimizer=adam(learning_rate),
-      epsilon_greedy=lambda: linearly_decaying_epsilon(
-          train_step, epsilon_decay_steps, epsilon_start, epsilon_end),
+      epsilon_greedy=epsilon,
       gamma=gamma,
       n_step_update=n_step_update,
       target_update_period=target_update_period,
@@ -58,3 +110,82 @@ def dqn(time_step_spec,
       train_step_counter=train_step)
   agent.initialize()
   return agent
+
+
+class InGraphDqn:
+  """A DqnAgent's act and train step as plain TF ops, for loops compiled
+  into one graph (`tfrl.train.compiled`). It shares the agent's variables:
+  the Q network, target network, optimizer, train-step counter, epsilon
+  schedule and target sync (tf-agents' own `_update_target`), so a
+  checkpoint, the greedy policy and evaluation are the agent's. The update
+  is tf-agents' DqnAgent._train (1-step, no reward scaling or weights)
+  without its nest and distribution plumbing, which XLA would otherwise
+  have to carry on every step.
+  """
+
+  def __init__(self, agent: dqn_agent.DqnAgent):
+    if agent._n_step_update != 1 or agent._reward_scale_factor != 1.0:
+      raise ConfigError("the compiled DQN loop supports n_step_update=1 and reward_scale_factor=1")
+    self.agent = agent
+    self.time_step_spec = agent.time_step_spec
+    self.action_spec = agent.action_spec
+    observation = agent.time_step_spec.observation
+    self.transition_spec = dict(observation=observation, action=agent.action_spec,
+                                reward=agent.time_step_spec.reward,
+                                discount=agent.time_step_spec.discount,
+                                next_observation=observation)
+    self.network = agent._q_network
+    self.variables = self.network.trainable_variables
+
+  def build(self):
+    """Creates the optimizer's slots now: TF cannot create variables inside
+    the compiled loop."""
+    self.agent._optimizer.build(self.variables)
+
+  def act(self, observation, seed):
+    """The collect policy: epsilon-greedy with the agent's schedule."""
+    q_values, _ = self.network(observation, training=False)
+    epsilon = self.agent.collect_policy._get_epsilon()
+    return tf.cast(epsilon_greedy(q_values, epsilon, seed), self.action_spec.dtype)
+
+  def random_act(self, observation, seed):
+    q_values, _ = self.network(observation, training=False)
+    return tf.cast(epsilon_greedy(q_values, 1.0, seed), self.action_spec.dtype)
+
+  def update(self, batch):
+    """One train step on a batch of transitions; returns the mean loss."""
+    agent = self.agent
+    next_q, _ = agent._target_q_network(batch["next_observation"], training=False)
+    with tf.GradientTape() as tape:
+      q_values, _ = self.network(batch["observation"], training=True)
+      td_loss = q_learning_td_loss(q_values, batch["action"], batch["reward"], batch["discount"],
+                                   next_q, agent._gamma, agent._td_errors_loss_fn)
+      # A reducing loss (tf.compat.v1's huber averages) broadcast over the
+      # batch, as tf-agents does.
+      td_loss = td_loss * tf.ones_like(batch["reward"])
+      loss = common.aggregate_losses(per_example_loss=td_loss,
+                                     regularization_loss=self.network.losses).total_loss
+    grads_and_vars = list(zip(tape.gradient(loss, self.variables), self.variables))
+    if agent._gradient_clipping is not None:
+      grads_and_vars = eager_utils.clip_gradient_norms(grads_and_vars, agent._gradient_clipping)
+    agent._optimizer.apply_gradients(grads_and_vars)
+    agent.train_step_counter.assign_add(1)
+    self._sync_target()
+    return loss
+
+  def _sync_target(self):
+    """tf-agents' periodic target update (`common.Periodically` around a
+    soft update), without its `tf.cond`: the new target weights are selected
+    with `tf.where`, so the compiled loop has no branch here (XLA's CPU
+    runtime, `xla_runtime=True` in the compiled loop, fails to link a
+    conditional inside the loop). Uses the Periodically's own counter, so
+    the sync steps are the regular agent's."""
+    agent = self.agent
+    tau, period = agent.target_update_tau, agent.target_update_period
+    if period == 1:
+      due = tf.constant(True)
+    else:
+      counter = agent._update_target._counter
+      due = tf.equal(tf.math.mod(counter.assign_add(1), tf.cast(period, counter.dtype)), 0)
+    for target, source in zip(agent._target_q_network.variables, self.network.variables):
+      target.assign(tf.where(due, tau * source + (1.0 - tau) * target, target))

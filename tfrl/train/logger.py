@@ -35,7 +35,7 @@ class EpochLogger:
 
   def __init__(self, progress: ProgressCsv, summary_writer=None,
                console: Callable[[str], None] = print):
-    self._progress = progress
+    self.progress = progress
     self._summary_writer = summary_writer
     self._console = console
     self._stored = collections.defaultdict(list)
@@ -58,8 +58,12 @@ class EpochLogger:
     self._stored.clear()
     return row
 
+  def flush(self):
+    if self._summary_writer is not None:
+      self._summary_writer.flush()
+
   def write(self, row: Dict[str, float], step: Optional[int] = None):
-    self._progress.append(row)
+    self.progress.append(row)
     if self._summary_writer is not None:
       with self._summary_writer.as_default(step=step):
         for key, value in row.items():

@@ -133,6 +133,7 @@ def train(root_dir: str,
           export_policy: bool = True,
           replay_server_address: Optional[str] = None,
           reward_redistribution: Optional[Callable] = None,
+          compiled: bool = False,
           log: Callable[[str], None] = print) -> dict:
   """Trains an agent; resumes if `root_dir` holds a checkpoint of the same config.
 
@@ -145,13 +146,21 @@ def train(root_dir: str,
   figures (the final row of progress.csv). `reward_redistribution`
   (on-policy only): a factory `fn(time_step_spec, action_spec)` of a callable
   that rewrites the rewards of each iteration's episodes before training,
-  e.g. `@tfrl.rudder.RewardRedistribution`.
+  e.g. `@tfrl.rudder.RewardRedistribution`. `compiled=True` runs the whole
+  off-policy loop in one compiled TF graph (`tfrl.train.compiled`).
   """
   if replay_server_address is not None:
     # An external server means the distributed learner: actors collect
     # (scripts/collect.py), this process samples, trains and pushes the policy.
     from tfrl.distributed.learner import learn  # pylint: disable=import-outside-toplevel
     return learn(root_dir, log=log)
+  if compiled:
+    from tfrl.train.compiled import train_compiled  # pylint: disable=import-outside-toplevel
+    return train_compiled(
+        root_dir, env_id, agent_fn, replay, seed, num_envs, num_iterations,
+        collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
+        train_steps_per_iteration, batch_size, eval_interval, num_eval_episodes, eval_num_envs,
+        checkpoint_interval, export_policy, log=log)
   if replay.on_policy and collect_episodes_per_iteration > replay.capacity:
     raise ConfigError(f"replay capacity {replay.capacity} < collect_episodes_per_iteration "
                       f"{collect_episodes_per_iteration}: episodes would be dropped")
@@ -173,20 +182,11 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
          collect_steps_per_iteration, initial_collect_steps, random_initial_collect,
          train_steps_per_iteration, batch_size, eval_interval, checkpoint_interval,
          export_policy, log):
-  config = gin.operative_config_str()
-  resuming = check_run_dir(root_dir, config)
   agent = exp.agent
   counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
               for name in ("iteration", "env_steps", "episodes", "replay_items")}
   wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
-  run_checkpoint = RunCheckpoint(root_dir, agent, dict(counters, wall_s=wall))
-  # Restore before anything is written: a damaged checkpoint stops the run
-  # with the directory as it was.
-  if run_checkpoint.latest:
-    run_checkpoint.restore()
-  os.makedirs(root_dir, exist_ok=True)
-  if not resuming:
-    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+  run_checkpoint = open_run_dir(root_dir, agent, dict(counters, wall_s=wall))
   log(f"run directory: {root_dir}")
   # Off-policy replay outlives an iteration, so an embedded server's tables
   # are checkpointed with the agent (an external server keeps its own).
@@ -202,13 +202,9 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
         raise RuntimeError(f"replay restored with {items} items, but the checkpoint was taken "
                            f"with {int(counters['replay_items'])}")
       log(f"replay restored: {items} items, as checkpointed")
-  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS)
-  # Rows newer than the checkpoint are redone; with no checkpoint, all are.
-  progress.truncate_after(int(counters["iteration"]) if run_checkpoint.latest else -1)
+  logger = run_logger(root_dir, PROGRESS_COLUMNS, run_checkpoint, int(counters["iteration"]), log)
   driver.env_steps = int(counters["env_steps"])
   driver.episodes = int(counters["episodes"])
-  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
-  logger = EpochLogger(progress, summary_writer, console=log)
   exp.on_episode = lambda ret, length: logger.store(train_return=ret, train_length=length)
   exporter = PolicyExport(root_dir, exp.evaluator.policy, agent.train_step_counter) \
       if export_policy else None
@@ -271,8 +267,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
     if iteration % eval_interval == 0 or iteration == num_iterations:
       report(iteration)
     if iteration % checkpoint_interval == 0 or iteration == num_iterations:
-      if not all(np.all(np.isfinite(v.numpy())) for v in agent.variables):
-        raise FloatingPointError(f"non-finite parameters {diverged}")
+      check_finite_parameters(agent, diverged)
       counters["iteration"].assign(iteration)
       counters["env_steps"].assign(driver.env_steps)
       counters["episodes"].assign(driver.episodes)
@@ -280,10 +275,42 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       if persist_replay:
         counters["replay_items"].assign(exp.replay.num_items(exp.server.client))
       run_checkpoint.save(iteration, exp.server if persist_replay else None)
-  summary_writer.flush()
+  logger.flush()
   if last_row is None:
-    last_row = {r: v for r, v in (progress.rows() or [{}])[-1].items()}
+    last_row = {r: v for r, v in (logger.progress.rows() or [{}])[-1].items()}
   return last_row
+
+
+def check_finite_parameters(agent, diverged: str):
+  if not all(np.all(np.isfinite(v.numpy())) for v in agent.variables):
+    raise FloatingPointError(f"non-finite parameters {diverged}")
+
+
+def open_run_dir(root_dir: str, agent, tracked: dict) -> RunCheckpoint:
+  """Opens a run directory for training: refuses one written with another
+  config, restores the latest checkpoint of `agent` and `tracked` (counters,
+  loop state) before anything is written — a damaged checkpoint stops the
+  run with the directory as it was — and writes config.gin for a new run."""
+  config = gin.operative_config_str()
+  resuming = check_run_dir(root_dir, config)
+  run_checkpoint = RunCheckpoint(root_dir, agent, tracked)
+  if run_checkpoint.latest:
+    run_checkpoint.restore()
+  os.makedirs(root_dir, exist_ok=True)
+  if not resuming:
+    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+  return run_checkpoint
+
+
+def run_logger(root_dir: str, columns, run_checkpoint: RunCheckpoint, iteration: int,
+               log) -> EpochLogger:
+  """The run's EpochLogger: progress.csv (rows newer than the restored
+  checkpoint's `iteration` are dropped, to be redone; with no checkpoint,
+  all are), TensorBoard and the console."""
+  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), columns)
+  progress.truncate_after(iteration if run_checkpoint.latest else -1)
+  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
+  return EpochLogger(progress, summary_writer, console=log)
 
 
 def evaluation_row(evaluator, logger: EpochLogger, stats, start_wall: float, **counts) -> dict:

@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+r"""The compiled DQN loop with the JAX tutorial's settings: speed and learning.
+
+  python scripts/benchmark_compiled.py                      # speed table + learning table
+  python scripts/benchmark_compiled.py --what=speed --repeats=3 --threads=1,2
+  python scripts/benchmark_compiled.py --what=learning --seeds=0,1,2
+
+Speed: each setting (XLA `jit_compile=True` with XLA's newer CPU runtime
+("xla_runtime", the compiled loop's default) or its default CPU backend
+("xla"), or a plain tf.function graph; stateless or Generator RNG; 1 or 2 TF
+threads) runs in its own process, because TF's thread counts and XLA's
+flags are fixed once they initialise. A process builds
+the tutorial's DQN (gin_configs/dqn_cartpole_tutorial.gin), times its first
+call of `--steps` steps (compilation included) and then `--repeats` calls
+of `--steps` steps each (compiled already). Settings are interleaved
+repeat by repeat so a busy machine hurts them alike; the table gives
+medians.
+
+Learning: the tutorial's 20,000 steps per seed, compiled; when an episode
+first reached 500 steps (to the --chunk) and the longest episode.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("what", "both", ["speed", "learning", "both"], "Which table(s).")
+flags.DEFINE_integer("steps", 20000, "Env steps (= updates) per timed call.")
+flags.DEFINE_integer("repeats", 3, "Processes per speed setting (medians over them).")
+flags.DEFINE_list("threads", ["1", "2"], "TF intra/inter-op thread counts to try.")
+flags.DEFINE_list("modes", ["xla_runtime", "xla", "graph"],
+                  "xla_runtime: jit_compile=True on XLA's CPU runtime; xla: jit_compile=True on "
+                  "XLA's default CPU backend; graph: plain tf.function.")
+flags.DEFINE_list("rngs", ["stateless", "generator"], "RNG variants.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds for the learning table.")
+flags.DEFINE_integer("chunk", 1000, "Learning: steps per compiled call (resolution of 'first 500').")
+flags.DEFINE_string("gin_file", "dqn_cartpole_tutorial.gin", "The settings.")
+flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied after --gin_file.")
+flags.DEFINE_string("child", None, "Internal: run one measurement (JSON args) and print JSON.")
+
+
+def build(gin_file, bindings, seed, jit_compile, rng):
+  """The config's agent and compiled loop, as train_compiled builds them."""
+  import gin
+  import tensorflow as tf
+  import tfrl
+  from tf_agents.specs import tensor_spec
+  from tfrl.envs import tf_envs
+  from tfrl.train import compiled, config
+  config.parse_config([gin_file], bindings)
+  setting = lambda name: gin.query_parameter(f"tfrl.train.train.{name}")
+  tf.random.set_seed(seed)
+  py_env = tfrl.envs.load(setting("env_id"))
+  agent = tfrl.agents.dqn(tensor_spec.from_spec(py_env.time_step_spec()),
+                          tensor_spec.from_spec(py_env.action_spec()))
+  return compiled.CompiledLoop(
+      tf_envs.make(setting("env_id")), compiled.in_graph_learner(agent), setting("num_envs"),
+      gin.query_parameter("tfrl.replay.TransitionReplay.capacity"), setting("batch_size"), seed,
+      steps_per_iteration=-(-setting("collect_steps_per_iteration") // setting("num_envs")),
+      train_steps_per_iteration=setting("train_steps_per_iteration"),
+      jit_compile=jit_compile, rng=rng)
+
+
+def child(args):
+  threads = args["threads"]
+  if args["mode"] == "xla_runtime":
+    from tfrl.train.compiled import use_xla_cpu_runtime
+    use_xla_cpu_runtime()
+  import tensorflow as tf
+  tf.config.threading.set_intra_op_parallelism_threads(threads)
+  tf.config.threading.set_inter_op_parallelism_threads(threads)
+  loop = build(args["gin_file"], args["gin_bindings"], args["seed"], args["mode"] != "graph",
+               args["rng"])
+  if args["kind"] == "speed":
+    times = []
+    for _ in range(2):  # the first call compiles
+      start = time.perf_counter()
+      float(loop.run(tf.constant(args["steps"], tf.int64)))
+      times.append(time.perf_counter() - start)
+    return dict(first_s=times[0], second_s=times[1])
+  first_500, longest, elapsed = None, 0, 0
+  start = time.perf_counter()
+  while elapsed < args["steps"]:
+    float(loop.run(tf.constant(args["chunk"], tf.int64)))
+    elapsed += args["chunk"]
+    _, lengths = loop.take_finished_episodes()
+    episode_max = int(max(lengths)) if len(lengths) else 0
+    # An episode still running also counts once it is 500 steps long.
+    episode_max = max(episode_max, int(max(loop.episode_length.numpy())))
+    longest = max(longest, episode_max)
+    if first_500 is None and episode_max >= 500:
+      first_500 = elapsed
+  return dict(first_500=first_500, longest=longest, seconds=time.perf_counter() - start,
+              episodes=int(loop.episodes.numpy()))
+
+
+def run_child(args):
+  out = subprocess.run([sys.executable, os.path.abspath(__file__), f"--child={json.dumps(args)}"],
+                       capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  lines = out.stdout.strip().splitlines()
+  if out.returncode != 0 or not lines:
+    raise RuntimeError(f"child {args} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+  return json.loads(lines[-1])
+
+
+def speed_table():
+  settings = [(m, r, int(t)) for m in FLAGS.modes for r in FLAGS.rngs for t in FLAGS.threads]
+  results = {s: [] for s in settings}
+  for repeat in range(FLAGS.repeats):
+    for mode, rng, threads in settings:
+      r = run_child(dict(kind="speed", mode=mode, rng=rng, threads=threads, steps=FLAGS.steps,
+                         seed=repeat, gin_file=FLAGS.gin_file,
+                         gin_bindings=FLAGS.gin_bindings))
+      results[(mode, rng, threads)].append(r)
+      print(f"  repeat {repeat} {mode:5s} {rng:9s} threads={threads}: "
+            f"{FLAGS.steps / r['second_s']:8.0f} steps/s compiled, "
+            f"{FLAGS.steps / r['first_s']:8.0f} incl. compilation", flush=True)
+  print(f"\n{FLAGS.steps} steps (tutorial settings), medians of {FLAGS.repeats} processes; "
+        f"load average at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+  print("| mode | rng | threads | steps/s excl. compilation | steps/s incl. compilation | "
+        "compile+first call s |")
+  print("|---|---|---|---|---|---|")
+  for (mode, rng, threads), rs in results.items():
+    excl = statistics.median(FLAGS.steps / r["second_s"] for r in rs)
+    incl = statistics.median(FLAGS.steps / r["first_s"] for r in rs)
+    first = statistics.median(r["first_s"] for r in rs)
+    print(f"| {mode} | {rng} | {threads} | {excl:.0f} | {incl:.0f} | {first:.1f} |")
+
+
+def learning_table():
+  print(f"\nlearning, {FLAGS.steps} steps, {FLAGS.gin_file} (xla_runtime, stateless rng, "
+        f"2 threads)")
+  print("| seed | first episode of 500 steps by step | longest episode | episodes | seconds |")
+  print("|---|---|---|---|---|")
+  reached = 0
+  for seed in FLAGS.seeds:
+    r = run_child(dict(kind="learning", mode="xla_runtime", rng="stateless", threads=2, steps=FLAGS.steps,
+                       chunk=FLAGS.chunk, seed=int(seed), gin_file=FLAGS.gin_file,
+                       gin_bindings=FLAGS.gin_bindings))
+    reached += r["first_500"] is not None
+    print(f"| {seed} | {r['first_500'] or '-'} | {r['longest']} | {r['episodes']} | "
+          f"{r['seconds']:.1f} |", flush=True)
+  print(f"episodes reached 500 steps on {reached} of {len(FLAGS.seeds)} seeds")
+
+
+def main(argv):
+  del argv
+  if FLAGS.child:
+    print(json.dumps(child(json.loads(FLAGS.child))))
+    return
+  if FLAGS.what in ("speed", "both"):
+    speed_table()
+  if FLAGS.what in ("learning", "both"):
+    learning_table()
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,314 @@
+"""The compiled fast path: TF-native envs vs gymnasium, the in-graph replay,
+DQN's pure functions, the compiled loop vs tf-agents' DQN, the run directory."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+from tf_agents.trajectories import trajectory
+
+import tfrl
+from tfrl.agents.dqn import InGraphDqn, epsilon_greedy, exponentially_decaying_epsilon, \
+    q_learning_td_loss
+from tfrl.envs import tf_envs
+from tfrl.errors import ConfigError
+from tfrl.replay.in_graph import InGraphReplay
+from tfrl.train import compiled, config
+
+
+def _to_tf_state(physics, steps):
+  return {"physics": tf.constant(np.asarray(physics, np.float32)),
+          "steps": tf.constant(np.asarray(steps, np.int32))}
+
+
+@pytest.mark.parametrize("env_id,limit", [("CartPole-v1", None), ("CartPole-v1", 7),
+                                          ("Pendulum-v1", None), ("Pendulum-v1", 9)])
+def test_tf_env_matches_gymnasium_step_by_step(env_id, limit):
+  """Random actions on 3 gymnasium envs; before every step the TF env is
+  given the gymnasium states (float64 -> float32), then both step and must
+  agree on observation, reward, terminated and truncated."""
+  kwargs = {} if limit is None else {"max_episode_steps": limit}
+  gym_envs = [gym.make(env_id, **kwargs) for _ in range(3)]
+  tf_env = tf_envs.CartPole(**kwargs) if env_id.startswith("CartPole") else tf_envs.Pendulum(**kwargs)
+  assert tf_env.max_episode_steps == gym_envs[0].spec.max_episode_steps
+  rng = np.random.default_rng(0)
+  for i, env in enumerate(gym_envs):
+    env.reset(seed=i)
+    env.action_space.seed(i)
+  ended = {"terminated": 0, "truncated": 0}
+  for _ in range(120):
+    physics = [env.unwrapped.state for env in gym_envs]
+    steps = [env._elapsed_steps for env in gym_envs]  # TimeLimit's count
+    actions = [env.action_space.sample() for env in gym_envs]
+    step = tf_env.step(_to_tf_state(physics, steps), tf.constant(np.stack(actions)))
+    for b, env in enumerate(gym_envs):
+      obs, reward, terminated, truncated, _ = env.step(actions[b])
+      np.testing.assert_allclose(step.observation[b].numpy(), obs, rtol=1e-5, atol=1e-5)
+      np.testing.assert_allclose(step.reward[b].numpy(), reward, rtol=1e-5, atol=1e-5)
+      assert bool(step.terminated[b]) == terminated
+      assert bool(step.truncated[b]) == truncated
+      np.testing.assert_allclose(step.state["physics"][b].numpy(), env.unwrapped.state,
+                                 rtol=1e-5, atol=1e-5)
+      ended["terminated"] += terminated
+      ended["truncated"] += truncated and not terminated
+      if terminated or truncated:
+        env.reset(seed=int(rng.integers(1 << 30)))
+  if env_id.startswith("CartPole") and limit is None:
+    assert ended["terminated"] > 5
+  if limit is not None:
+    assert ended["truncated"] > 1
+
+
+def test_cartpole_free_running_trajectory_matches_gymnasium():
+  """The same initial state copied over, then the TF env on its own: the
+  whole episode stays within float32 error of gymnasium's."""
+  env = gym.make("CartPole-v1")
+  obs, _ = env.reset(seed=3)
+  tf_env = tf_envs.CartPole()
+  state = _to_tf_state([env.unwrapped.state], [0])
+  rng = np.random.default_rng(3)
+  for t in range(500):
+    action = int(rng.integers(2))
+    step = tf_env.step(state, tf.constant([action]))
+    obs, reward, terminated, truncated, _ = env.step(action)
+    np.testing.assert_allclose(step.observation[0].numpy(), obs, rtol=1e-4, atol=1e-5)
+    assert bool(step.terminated[0]) == terminated and float(step.reward[0]) == reward
+    state = step.state
+    if terminated:
+      break
+  assert t > 5
+
+
+def test_resets_are_seeded_and_in_gymnasium_bounds():
+  seed = tf.constant([1, 2], tf.int64)
+  cart = tf_envs.CartPole().reset(seed, 1000)["physics"].numpy()
+  assert np.all(np.abs(cart) <= 0.05) and cart.std() > 0.02
+  np.testing.assert_array_equal(cart, tf_envs.CartPole().reset(seed, 1000)["physics"].numpy())
+  assert not np.array_equal(cart, tf_envs.CartPole().reset(seed + 1, 1000)["physics"].numpy())
+  pend = tf_envs.Pendulum().reset(seed, 1000)["physics"].numpy()
+  assert np.all(np.abs(pend[:, 0]) <= np.pi) and np.all(np.abs(pend[:, 1]) <= 1.0)
+  assert pend[:, 0].std() > 1.0
+
+
+def test_auto_reset_restarts_only_finished_envs():
+  env = tf_envs.CartPole(max_episode_steps=3)
+  state = env.reset(tf.constant([0, 0], tf.int64), 2)
+  state = {"physics": tf.constant([[0.0, 0.0, 0.0, 0.0], [2.39, 5.0, 0.0, 0.0]]),
+           "steps": tf.constant([0, 0])}
+  step = env.step(state, tf.constant([1, 1]))
+  assert step.terminated.numpy().tolist() == [False, True]
+  after = tf_envs.auto_reset(env, step, tf.constant([5, 5], tf.int64))
+  np.testing.assert_array_equal(after["physics"][0].numpy(), step.state["physics"][0].numpy())
+  assert np.all(np.abs(after["physics"][1].numpy()) <= 0.05)
+  assert after["steps"].numpy().tolist() == [1, 0]
+
+
+def test_unknown_tf_env_is_a_config_error():
+  with pytest.raises(ConfigError, match="no TF-native environment"):
+    tf_envs.make("MountainCar-v0")
+
+
+def test_angle_normalize_matches_gymnasium():
+  from gymnasium.envs.classic_control.pendulum import angle_normalize as gym_angle_normalize
+  x = np.linspace(-20, 20, 101)
+  np.testing.assert_allclose(tf_envs.angle_normalize(tf.constant(x, tf.float32)).numpy(),
+                             gym_angle_normalize(x), atol=1e-5)
+
+
+def test_replay_ring_wraps_around_and_samples_only_written_rows():
+  spec = {"x": tf.TensorSpec([2], tf.float32), "i": tf.TensorSpec([], tf.int64)}
+  replay = InGraphReplay(spec, capacity=5)
+  rows = lambda start, n: {"i": tf.range(start, start + n, dtype=tf.int64),
+                           "x": tf.cast(tf.stack([tf.range(start, start + n)] * 2, 1), tf.float32)}
+  replay.add(rows(0, 3))
+  assert int(replay.size()) == 3
+  sample = replay.sample(500, tf.constant([0, 1], tf.int64))
+  # Only the three written rows, each of them, and x matches i row by row.
+  assert set(sample["i"].numpy().tolist()) == {0, 1, 2}
+  np.testing.assert_array_equal(sample["x"][:, 0].numpy(), sample["i"].numpy())
+  replay.add(rows(3, 4))  # 7 rows into 5 slots: 5, 6 overwrite 0, 1
+  assert int(replay.size()) == 5 and int(replay.added) == 7
+  assert replay.storage["i"].numpy().tolist() == [5, 6, 2, 3, 4]
+  sample = replay.sample(500, tf.constant([0, 2], tf.int64))
+  assert set(sample["i"].numpy().tolist()) == {2, 3, 4, 5, 6}
+  # Stateless: the same seed draws the same batch.
+  again = replay.sample(500, tf.constant([0, 2], tf.int64))
+  np.testing.assert_array_equal(sample["i"].numpy(), again["i"].numpy())
+  # Inside XLA too.
+  compiled_sample = tf.function(lambda: replay.sample(8, tf.constant([0, 2], tf.int64)),
+                                jit_compile=True)
+  assert set(compiled_sample()["i"].numpy().tolist()) <= {2, 3, 4, 5, 6}
+
+
+def test_epsilon_greedy_and_schedules():
+  q = tf.constant([[0.0, 1.0, 0.5]] * 2000)
+  greedy = epsilon_greedy(q, 0.0, tf.constant([0, 0], tf.int64)).numpy()
+  assert set(greedy.tolist()) == {1}
+  random = epsilon_greedy(q, 1.0, tf.constant([0, 1], tf.int64)).numpy()
+  assert np.all(np.abs(np.bincount(random, minlength=3) / 2000 - 1 / 3) < 0.05)
+  half = epsilon_greedy(q, 0.5, tf.constant([0, 2], tf.int64)).numpy()
+  assert abs(np.mean(half == 1) - (0.5 + 0.5 / 3)) < 0.05
+  assert float(exponentially_decaying_epsilon(0, 1e-3, 1.0, 0.1)) == pytest.approx(1.0)
+  assert float(exponentially_decaying_epsilon(1000, 1e-3, 1.0, 0.1)) == \
+      pytest.approx(0.1 + 0.9 * np.exp(-1.0), rel=1e-5)
+
+
+def test_q_learning_td_loss_by_hand():
+  q = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+  next_q = tf.constant([[10.0, 0.0], [5.0, 7.0]])
+  loss = q_learning_td_loss(q, tf.constant([1, 0]), tf.constant([1.0, 2.0]),
+                            tf.constant([1.0, 0.0]), next_q, gamma=0.5,
+                            loss_fn=lambda t, p: tf.square(t - p))
+  # row 0: target 1 + 0.5 * 10 = 6, Q(s, 1) = 2; row 1 terminated: target 2, Q(s, 0) = 3.
+  np.testing.assert_allclose(loss.numpy(), [16.0, 1.0])
+
+
+def _dqn_agents(**hyperparameters):
+  """Two tf-agents DQN agents for CartPole with identical weights."""
+  env = tfrl.envs.load("CartPole-v1")
+  specs = (tensor_spec.from_spec(env.time_step_spec()), tensor_spec.from_spec(env.action_spec()))
+  agents = [tfrl.agents.dqn(*specs, **hyperparameters) for _ in range(2)]
+  for a, b in zip(agents[0]._q_network.variables + agents[0]._target_q_network.variables,
+                  agents[1]._q_network.variables + agents[1]._target_q_network.variables):
+    b.assign(a)
+  return agents
+
+
+def _as_trajectory(batch):
+  """A batch of transitions as the [B, 2] Trajectory tf-agents' DQN trains on."""
+  mid = tf.fill(tf.shape(batch["reward"])[:1], tf.constant(ts.StepType.MID, tf.int32))
+  pair = lambda first, second: tf.stack([first, second], axis=1)
+  return trajectory.Trajectory(
+      pair(mid, mid), pair(batch["observation"], batch["next_observation"]),
+      pair(batch["action"], batch["action"]), (), pair(mid, mid),
+      pair(batch["reward"], tf.zeros_like(batch["reward"])),
+      pair(batch["discount"], tf.ones_like(batch["discount"])))
+
+
+def test_compiled_loop_matches_tf_agents_dqn_on_gymnasium():
+  """A tiny deterministic case: greedy acting (epsilon 0), a replay of one
+  row (every sample is the newest transition), Huber loss, gradient
+  clipping, target sync every 2 steps. The compiled loop (TF CartPole,
+  XLA) and tf-agents' DqnAgent.train driven by hand on gymnasium's CartPole
+  (the same initial states copied over) must take the same actions and
+  end with the same weights."""
+  hyperparameters = dict(fc_layer_params=(16,), epsilon_start=0.0, epsilon_end=0.0,
+                         target_update_period=2, gradient_clipping=0.5, learning_rate=1e-2)
+  tf.random.set_seed(0)
+  ours, reference = _dqn_agents(**hyperparameters)
+  loop = compiled.CompiledLoop(tf_envs.CartPole(), InGraphDqn(ours), num_envs=1,
+                               replay_capacity=1, batch_size=4, seed=0)
+  # Start near the track's edge so an episode ends (and auto-resets) early on.
+  loop.env_state["physics"].assign([[2.3, 1.0, 0.0, 0.0]])
+  env = gym.make("CartPole-v1")
+  env.reset(seed=0)
+  train = tf.function(reference.train)
+  greedy_action = tf.function(lambda time_step: reference.policy.action(time_step).action)
+  one = tf.constant(1, tf.int64)
+  actions, episodes = [], 0
+  for _ in range(30):
+    env.unwrapped.state = loop.env_state["physics"].numpy()[0].astype(np.float64)
+    observation = env.unwrapped.state.astype(np.float32)[None]
+    time_step = ts.restart(tf.constant(observation), batch_size=1)
+    action = int(greedy_action(time_step)[0])
+    loop.run(one)
+    next_observation, reward, terminated, _, _ = env.step(action)
+    assert int(loop.replay.storage["action"][0]) == action
+    np.testing.assert_allclose(loop.replay.storage["next_observation"][0].numpy(),
+                               next_observation, rtol=1e-4, atol=1e-5)
+    batch = {"observation": tf.constant(np.repeat(observation, 4, 0)),
+             "action": tf.constant([action] * 4, tf.int64),
+             "reward": tf.constant([reward] * 4, tf.float32),
+             "discount": tf.constant([0.0 if terminated else 1.0] * 4),
+             "next_observation": tf.constant(np.repeat(next_observation[None], 4, 0))}
+    train(_as_trajectory(batch))
+    actions.append(action)
+    episodes += terminated
+  assert episodes >= 1
+  assert int(ours.train_step_counter) == int(reference.train_step_counter) == 30
+  for a, b in zip(ours._q_network.variables + ours._target_q_network.variables,
+                  reference._q_network.variables + reference._target_q_network.variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_in_graph_update_equals_tf_agents_train_on_the_same_batches():
+  """Squared loss, no clipping, several steps with target syncs: one
+  InGraphDqn.update (XLA) per DqnAgent.train on the same batch; same loss,
+  same online and target weights."""
+  from tf_agents.utils import common
+  tf.random.set_seed(1)
+  ours, reference = _dqn_agents(fc_layer_params=(8, 8), target_update_period=3,
+                                td_errors_loss_fn=common.element_wise_squared_loss, gamma=0.9)
+  learner = InGraphDqn(ours)
+  learner.build()
+  update = tf.function(learner.update, jit_compile=True)
+  rng = np.random.default_rng(0)
+  for _ in range(7):
+    batch = {"observation": tf.constant(rng.normal(size=(5, 4)), tf.float32),
+             "action": tf.constant(rng.integers(2, size=5), tf.int64),
+             "reward": tf.constant(rng.normal(size=5), tf.float32),
+             "discount": tf.constant(rng.integers(2, size=5), tf.float32),
+             "next_observation": tf.constant(rng.normal(size=(5, 4)), tf.float32)}
+    loss = float(update(batch))
+    assert loss == pytest.approx(float(reference.train(_as_trajectory(batch)).loss), rel=1e-4)
+  for a, b in zip(ours._q_network.variables + ours._target_q_network.variables,
+                  reference._q_network.variables + reference._target_q_network.variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+
+
+# In-process runs stay on XLA's default CPU backend (pytest's process must
+# not switch XLA's flags for later tests); the CPU runtime, train.py's
+# default, is covered by test_xla_cpu_runtime_path in its own process.
+TINY = ["tfrl.train.train_compiled.xla_cpu_runtime = False",
+        "tfrl.train.train.num_iterations = 4", "tfrl.train.train.eval_interval = 2",
+        "tfrl.train.train.checkpoint_interval = 2", "tfrl.train.train.num_eval_episodes = 2",
+        "tfrl.train.train.initial_collect_steps = 100",
+        "tfrl.train.train.collect_steps_per_iteration = 20",
+        "tfrl.train.train.train_steps_per_iteration = 5", "tfrl.train.train.export_policy = False"]
+
+
+def test_compiled_gin_writes_the_regular_run_directory_and_resumes(tmp_path):
+  root = str(tmp_path / "run")
+  config.parse_config(["dqn_cartpole_compiled.gin"], TINY)
+  tfrl.train.train(root, log=lambda _: None)
+  with open(os.path.join(root, "progress.csv")) as f:
+    rows = list(csv.DictReader(f))
+  assert [int(r["iteration"]) for r in rows] == [0, 2, 4]
+  # 4 envs: 100 initial steps, then 4 iterations of ceil(20 / 4) = 5 batched steps.
+  assert [int(r["env_steps"]) for r in rows] == [100, 140, 180]
+  assert int(rows[-1]["train_steps"]) == 20
+  assert rows[-1]["loss"] and rows[-1]["train_return"]
+  assert "train.compiled = True" in open(os.path.join(root, "config.gin")).read()
+  assert any(f.startswith("ckpt-4") for f in os.listdir(os.path.join(root, "checkpoints")))
+  # The same command again resumes from the last checkpoint (every loop
+  # variable restored) and, being done, adds no row.
+  config.parse_config(["dqn_cartpole_compiled.gin"], TINY)
+  last = tfrl.train.train(root, log=lambda _: None)
+  with open(os.path.join(root, "progress.csv")) as f:
+    assert [int(r["iteration"]) for r in csv.DictReader(f)] == [0, 2, 4]
+  assert int(last["env_steps"]) == 180
+
+
+def test_compiled_loop_refuses_agents_without_an_in_graph_learner(tmp_path):
+  config.parse_config(["sac_pendulum.gin"], ["tfrl.train.train.compiled = True"])
+  with pytest.raises(ConfigError, match="no in-graph learner for SacAgent"):
+    tfrl.train.train(str(tmp_path / "run"), log=lambda _: None)
+
+
+def test_xla_cpu_runtime_path():
+  """The update-equivalence and run-directory tests again, in a process
+  whose XLA uses the CPU runtime (the compiled loop's default)."""
+  env = dict(os.environ, XLA_FLAGS=compiled.XLA_CPU_RUNTIME_FLAG, TF_CPP_MIN_LOG_LEVEL="3")
+  result = subprocess.run(
+      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+       "equals_tf_agents_train or writes_the_regular_run_directory"],
+      capture_output=True, text=True, env=env, timeout=600)
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert "2 passed" in result.stdout

@@ -1,0 +1,147 @@
+"""Environments as batched TensorFlow ops, for loops compiled into one graph.
+
+Each environment is a pair of pure functions over a state nest of [batch]
+tensors: `reset(seed, batch_size) -> state` and `step(state, action) ->
+(next_state, observation, reward, terminated, truncated)`, usable inside
+`tf.function(jit_compile=True)`. They reproduce gymnasium's CartPole-v1 and
+Pendulum-v1 (dynamics, termination, the TimeLimit truncation), in float32
+where gymnasium computes in float64. Randomness is stateless
+(`tf.random.stateless_uniform` with a [2] int seed), so a compiled loop owns
+its random stream. `observe(state)` gives the observation of a state.
+
+`make(env_id)` returns the TF twin of a gymnasium id; the tf-agents specs are
+those of `tfrl.envs.load(env_id)`, so a policy trained here runs on the
+gymnasium environment unchanged.
+"""
+
+import math
+from typing import Dict, NamedTuple
+
+import tensorflow as tf
+
+from tfrl.errors import ConfigError
+
+State = Dict[str, tf.Tensor]
+
+
+class Step(NamedTuple):
+  state: State
+  observation: tf.Tensor
+  reward: tf.Tensor
+  terminated: tf.Tensor
+  truncated: tf.Tensor
+
+
+def _uniform(seed, shape, low, high):
+  return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high, dtype=tf.float32)
+
+
+class CartPole:
+  """gymnasium's CartPole-v1: Euler integration, reward 1 every step
+  (the terminating one included), terminated when |x| > 2.4 or
+  |theta| > 12 degrees, truncated at 500 steps."""
+
+  gravity = 9.8
+  masscart = 1.0
+  masspole = 0.1
+  total_mass = masspole + masscart
+  length = 0.5  # half the pole's length
+  polemass_length = masspole * length
+  force_mag = 10.0
+  tau = 0.02
+  theta_threshold_radians = 12 * 2 * math.pi / 360
+  x_threshold = 2.4
+
+  def __init__(self, max_episode_steps: int = 500):
+    self.max_episode_steps = max_episode_steps
+
+  def reset(self, seed, batch_size: int) -> State:
+    physics = _uniform(seed, [batch_size, 4], -0.05, 0.05)
+    return {"physics": physics, "steps": tf.zeros([batch_size], tf.int32)}
+
+  def observe(self, state: State) -> tf.Tensor:
+    return state["physics"]
+
+  def step(self, state: State, action) -> Step:
+    x, x_dot, theta, theta_dot = tf.unstack(state["physics"], axis=-1)
+    force = tf.where(tf.equal(action, 1), self.force_mag, -self.force_mag)
+    costheta, sintheta = tf.cos(theta), tf.sin(theta)
+    temp = (force + self.polemass_length * tf.square(theta_dot) * sintheta) / self.total_mass
+    thetaacc = (self.gravity * sintheta - costheta * temp) / (
+        self.length * (4.0 / 3.0 - self.masspole * tf.square(costheta) / self.total_mass))
+    xacc = temp - self.polemass_length * thetaacc * costheta / self.total_mass
+    # Euler: positions move with the old velocities.
+    x, x_dot = x + self.tau * x_dot, x_dot + self.tau * xacc
+    theta, theta_dot = theta + self.tau * theta_dot, theta_dot + self.tau * thetaacc
+    physics = tf.stack([x, x_dot, theta, theta_dot], axis=-1)
+    terminated = ((x < -self.x_threshold) | (x > self.x_threshold)
+                  | (theta < -self.theta_threshold_radians) | (theta > self.theta_threshold_radians))
+    steps = state["steps"] + 1
+    truncated = steps >= self.max_episode_steps
+    reward = tf.ones_like(x)
+    return Step({"physics": physics, "steps": steps}, physics, reward, terminated, truncated)
+
+
+class Pendulum:
+  """gymnasium's Pendulum-v1: torque clipped to [-2, 2], cost
+  angle_normalize(th)^2 + 0.1 thdot^2 + 0.001 u^2 of the state before the
+  step, speed clipped to 8, never terminates, truncated at 200 steps."""
+
+  max_speed = 8.0
+  max_torque = 2.0
+  dt = 0.05
+  g = 10.0
+  m = 1.0
+  l = 1.0
+
+  def __init__(self, max_episode_steps: int = 200):
+    self.max_episode_steps = max_episode_steps
+
+  def reset(self, seed, batch_size: int) -> State:
+    th = _uniform(seed, [batch_size], -math.pi, math.pi)
+    thdot = _uniform(tf.random.experimental.stateless_fold_in(seed, 1), [batch_size], -1.0, 1.0)
+    return {"physics": tf.stack([th, thdot], -1), "steps": tf.zeros([batch_size], tf.int32)}
+
+  def observe(self, state: State) -> tf.Tensor:
+    th, thdot = tf.unstack(state["physics"], axis=-1)
+    return tf.stack([tf.cos(th), tf.sin(th), thdot], axis=-1)
+
+  def step(self, state: State, action) -> Step:
+    th, thdot = tf.unstack(state["physics"], axis=-1)
+    u = tf.clip_by_value(action[..., 0], -self.max_torque, self.max_torque)
+    costs = tf.square(angle_normalize(th)) + 0.1 * tf.square(thdot) + 0.001 * tf.square(u)
+    newthdot = thdot + (3 * self.g / (2 * self.l) * tf.sin(th) + 3.0 / (self.m * self.l ** 2) * u) * self.dt
+    newthdot = tf.clip_by_value(newthdot, -self.max_speed, self.max_speed)
+    newth = th + newthdot * self.dt
+    steps = state["steps"] + 1
+    next_state = {"physics": tf.stack([newth, newthdot], -1), "steps": steps}
+    return Step(next_state, self.observe(next_state), -costs, tf.zeros_like(steps, tf.bool),
+                steps >= self.max_episode_steps)
+
+
+def angle_normalize(x):
+  """An angle mapped to [-pi, pi), as gymnasium's Pendulum does (floor modulo)."""
+  return tf.math.floormod(x + math.pi, 2 * math.pi) - math.pi
+
+
+def auto_reset(env, step: Step, seed) -> State:
+  """The state to continue from: envs whose episode ended start a fresh one
+  (drawn with `seed`), the others carry on. gymnasium's vector envs reset on
+  the next call instead; here the transition keeps the final observation
+  and the reset happens at once, so no step is wasted on a boundary."""
+  done = step.terminated | step.truncated
+  fresh = env.reset(seed, tf.shape(done)[0])
+  return tf.nest.map_structure(
+      lambda new, old: tf.where(tf.reshape(done, [-1] + [1] * (len(old.shape) - 1)), new, old),
+      fresh, step.state)
+
+
+_ENVS = {"CartPole-v1": CartPole, "Pendulum-v1": Pendulum}
+
+
+def make(env_id: str):
+  """The TF-native twin of gymnasium's `env_id`."""
+  if env_id not in _ENVS:
+    raise ConfigError(f"no TF-native environment for {env_id!r} (the compiled loop has: "
+                      f"{', '.join(sorted(_ENVS))})")
+  return _ENVS[env_id]()
