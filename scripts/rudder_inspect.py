@@ -4,6 +4,11 @@ saves the tutorial's figures as PNGs.
 
   python scripts/rudder_inspect.py --out_dir=rudder_figures
   python scripts/rudder_inspect.py --env_id=tfrl/DelayedCartPole-v1 --return_scale=100
+  python scripts/rudder_inspect.py --variant= --input_units= --aux_weight=0.5 \
+      --learning_rate=1e-3 --batch_size=8 --temperature=0.1   # the tutorial's model
+
+The defaults are rudder_ppo_coin.gin's model: a ReLU layer before a full
+LSTM, auxiliary weight 1, uniform replay of the episodes.
 
 Writes to --out_dir:
   redistribution.png  observations, actions, original and redistributed
@@ -12,7 +17,8 @@ Writes to --out_dir:
                       prediction over the first of them
 and prints the model's held-out loss, the largest |sum of redistributed
 reward - return| and, on the coin walk, the mean redistributed reward of
-moves toward and away from the coin.
+moves toward and away from the coin (from positions other than +2, not
+blocked at an end).
 """
 
 import os
@@ -24,13 +30,21 @@ from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("env_id", "tfrl/DelayedCoinWalk-v0", "A delayed-reward environment id.")
-flags.DEFINE_integer("episodes", 1000, "Random-policy episodes to train on.")
+flags.DEFINE_integer("episodes", 3000, "Random-policy episodes to train on.")
 flags.DEFINE_integer("held_out", 200, "Fresh episodes for the held-out figures and plots.")
-flags.DEFINE_integer("updates", 3000, "Model updates (batches drawn from the lessons buffer).")
+flags.DEFINE_integer("updates", 1500, "Model updates (batches drawn from the lessons buffer).")
+flags.DEFINE_integer("batch_size", 32, "Episodes per update.")
+flags.DEFINE_float("learning_rate", 3e-3, "Adam's learning rate.")
+flags.DEFINE_float("aux_weight", 1.0, "Weight of the auxiliary loss (the tutorial's 0.5).")
 flags.DEFINE_integer("lstm_units", 16, "LSTM cells.")
+flags.DEFINE_list("input_units", ["32"], "Dense ReLU layers before the LSTM ('' for none, "
+                  "the tutorial's raw input).")
 flags.DEFINE_float("return_scale", 10.0, "The model regresses return / return_scale.")
-flags.DEFINE_float("temperature", 0.1, "Lessons buffer: softmax(loss / temperature).")
-flags.DEFINE_list("variant", [], "Any of output_gate, forget_gate, fully_connected_gates.")
+flags.DEFINE_float("temperature", 100.0, "Lessons buffer: softmax(loss / temperature); "
+                   "100 samples about uniformly.")
+flags.DEFINE_list("variant", ["output_gate", "forget_gate", "fully_connected_gates"],
+                  "Any of output_gate, forget_gate, fully_connected_gates ('' for the "
+                  "tutorial's simplified cell).")
 flags.DEFINE_integer("seed", 0, "Seed.")
 flags.DEFINE_string("out_dir", "rudder_figures", "Where the PNGs go.")
 
@@ -55,19 +69,25 @@ def run():
   import tfrl
   from tfrl.errors import ConfigError
   from tfrl.rudder import LessonsBuffer, ReturnPredictor, RewardRedistribution, pad
-  from tfrl.rudder.episodes import coin_moves, random_episodes
+  from tfrl.rudder.episodes import coin_credit, random_episodes
   from tfrl.rudder.figures import draw_internals, draw_redistribution
 
   unknown = set(FLAGS.variant) - set(VARIANTS)
   if unknown:
     raise ConfigError(f"unknown --variant {sorted(unknown)}; choose from {VARIANTS}")
+  try:
+    input_units = tuple(int(n) for n in FLAGS.input_units)
+  except ValueError:
+    raise ConfigError(f"--input_units wants integers, got {FLAGS.input_units}")
   env = tfrl.envs.load(FLAGS.env_id)  # ConfigError for an unknown id
   tf.random.set_seed(FLAGS.seed)
   rudder = RewardRedistribution(
       tensor_spec.from_spec(env.time_step_spec()), tensor_spec.from_spec(env.action_spec()),
-      model_fn=lambda: ReturnPredictor(FLAGS.lstm_units, **{v: True for v in FLAGS.variant}),
+      model_fn=lambda: ReturnPredictor(FLAGS.lstm_units, input_units=input_units,
+                                       **{v: True for v in FLAGS.variant}),
       lessons_fn=lambda: LessonsBuffer(capacity=FLAGS.episodes, temperature=FLAGS.temperature),
-      min_episodes=0, return_scale=FLAGS.return_scale)
+      min_episodes=0, return_scale=FLAGS.return_scale, aux_weight=FLAGS.aux_weight,
+      learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size)
   try:
     observations, actions, rewards = random_episodes(FLAGS.env_id, FLAGS.episodes, FLAGS.seed)
     returns = np.array([r.sum() for r in rewards])
@@ -89,10 +109,12 @@ def run():
           f"{np.abs(sums - returns).max():.2e}")
     coin_walk = FLAGS.env_id.endswith("CoinWalk-v0")
     if coin_walk:
-      toward, away = coin_moves(np.stack(observations), np.stack(actions))
-      print(f"held-out moves toward +2: mean redistributed reward {redistributed[toward].mean():+.3f}, "
-            f"positive on {np.mean(redistributed[toward] > 0):.0%}; away from +2: "
-            f"{redistributed[away].mean():+.3f}, positive on {np.mean(redistributed[away] > 0):.0%}")
+      credit = coin_credit(redistributed, np.stack(observations), np.stack(actions))
+      for name, (mean, positive, count) in credit.items():
+        where = "toward +2" if name == "toward" else "away from +2"
+        print(f"held-out moves {where} ({count} moves from positions other than +2, "
+              f"not blocked at an end): mean redistributed reward {mean:+.3f}, "
+              f"positive on {positive:.1%}")
 
     # Two held-out episodes with different returns, the higher first.
     order = np.argsort(-returns, kind="stable")

@@ -16,7 +16,7 @@ from tfrl.envs.delayed import DelayedReward
 from tfrl.errors import ConfigError
 from tfrl.rudder import (LessonsBuffer, ReturnPredictor, RewardRedistribution, RudderLSTMCell,
                          pad, redistribute, redistribution_loss)
-from tfrl.rudder.episodes import random_episodes
+from tfrl.rudder.episodes import coin_credit, random_episodes
 from tfrl.train import config
 
 
@@ -102,10 +102,14 @@ def test_simplified_cell_computes_what_it_says():
   z = np.tanh(x.numpy() @ cell.cell_input["forward"].numpy() + cell.cell_input["bias"].numpy())
   np.testing.assert_allclose(act["cell_input"], z, rtol=1e-5, atol=1e-6)
 
-  model = ReturnPredictor(lstm_units=4)
   features = tf.random.normal([2, 5, 3])
-  np.testing.assert_allclose(model(features), model.internals(features)["prediction"],
-                             rtol=1e-5, atol=1e-6)
+  for model in (ReturnPredictor(lstm_units=4),
+                ReturnPredictor(lstm_units=4, input_units=(6,), output_gate=True,
+                                forget_gate=True, fully_connected_gates=True)):
+    np.testing.assert_allclose(model(features), model.internals(features)["prediction"],
+                               rtol=1e-5, atol=1e-6)
+  # the ReLU layer sits before the cell: the cell's kernels see its 6 units
+  assert model.cell.cell_input["forward"].shape == (6, 4)
 
 
 def test_loss_against_hand_computed_values():
@@ -269,21 +273,25 @@ def test_reward_redistribution_refuses_off_policy_replay(tmp_path):
 
 # --- the tutorial's result --------------------------------------------------
 
-@pytest.fixture(scope="module")
-def coin_walk_held_out():
-  """The model trained on 1000 random-policy episodes (1500 updates), applied
-  to 200 fresh ones: (observations, actions, returns, predictions, redistributed)."""
-  tf.random.set_seed(0)
-  rudder = RewardRedistribution(*specs("tfrl/DelayedCoinWalk-v0"), min_episodes=0,
-                                lessons_fn=lambda: LessonsBuffer(capacity=1000, temperature=0.1),
-                                return_scale=10.0)
+def coin_walk_redistribution(seed):
+  """The model of rudder_ppo_coin.gin (ReLU input layer, full LSTM, auxiliary
+  weight 1, lr 3e-3, batches of 32) trained on 3000 random-policy episodes
+  (1500 updates, uniform replay), applied to 200 fresh ones:
+  (observations, actions, returns, predictions, redistributed)."""
+  tf.random.set_seed(seed)
+  rudder = RewardRedistribution(
+      *specs("tfrl/DelayedCoinWalk-v0"), min_episodes=0, return_scale=10.0,
+      model_fn=lambda: ReturnPredictor(16, input_units=(32,), output_gate=True, forget_gate=True,
+                                       fully_connected_gates=True),
+      lessons_fn=lambda: LessonsBuffer(capacity=3000, temperature=100.0),
+      aux_weight=1.0, learning_rate=3e-3, batch_size=32)
   try:
-    observations, actions, rewards = random_episodes("tfrl/DelayedCoinWalk-v0", 1000, seed=1)
+    observations, actions, rewards = random_episodes("tfrl/DelayedCoinWalk-v0", 3000, seed + 1)
     returns = np.array([r.sum() for r in rewards])
     assert returns.min() < returns.max()  # the returns vary: something to learn
     rudder.store([rudder.features(o, a) for o, a in zip(observations, actions)], returns)
     rudder.train_model(1500)
-    observations, actions, rewards = random_episodes("tfrl/DelayedCoinWalk-v0", 200, seed=2)
+    observations, actions, rewards = random_episodes("tfrl/DelayedCoinWalk-v0", 200, seed + 2)
     features = [rudder.features(o, a) for o, a in zip(observations, actions)]
     returns = np.array([r.sum() for r in rewards], np.float64)
     predictions = rudder.predict(pad(features)[0]).numpy()
@@ -293,6 +301,11 @@ def coin_walk_held_out():
     rudder.close()
 
 
+@pytest.fixture(scope="module")
+def coin_walk_held_out():
+  return coin_walk_redistribution(seed=0)
+
+
 def test_coin_walk_held_out_redistribution_keeps_each_return(coin_walk_held_out):
   _, _, returns, predictions, redistributed = coin_walk_held_out
   # the model learned the return: its last prediction beats guessing the mean
@@ -300,3 +313,18 @@ def test_coin_walk_held_out_redistribution_keeps_each_return(coin_walk_held_out)
   assert error < 0.5 * np.abs(returns - returns.mean()).mean()
   np.testing.assert_allclose(redistributed.sum(axis=1), returns, rtol=0, atol=1e-5)
   assert np.count_nonzero(np.abs(redistributed[:, :-1]) > 1e-3) > redistributed.size // 2
+
+
+def test_coin_walk_held_out_moves_toward_the_coin_earn_credit(coin_walk_held_out):
+  """Issue 6: moves toward +2 (from elsewhere, not blocked at an end) earn
+  positive redistributed reward. The ideal (differences of E[return |
+  history] under the random policy) is positive on 92.5% of them and 0 on
+  the rest (too late to reach the coin). This model measured 79.6%, 75.4%
+  and 80.4% with this fixture's seeds 0, 1, 2 (away: 12.5%, 13.3%, 11.7%),
+  so the bar is 70%, not the 80% first hoped for."""
+  observations, actions, _, _, redistributed = coin_walk_held_out
+  credit = coin_credit(redistributed, observations, actions)
+  toward_mean, toward_positive, _ = credit["toward"]
+  away_mean, _, _ = credit["away"]
+  assert toward_mean > 0 and toward_positive >= 0.7, credit
+  assert toward_mean > away_mean, credit

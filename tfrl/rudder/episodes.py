@@ -33,10 +33,22 @@ def random_episodes(env_id: str, num_episodes: int, seed: int = 0
 
 def coin_moves(observations: np.ndarray, actions: np.ndarray, coin: int = 8):
   """CoinWalk steps [..., T]: (moves toward the coin, moves away from it),
-  both from positions other than the coin's (from it, every move is away)."""
+  both from positions other than the coin's (from it, every move is away).
+  A move blocked at an end (the position does not change) is neither."""
   position = np.argmax(observations, axis=-1)
   after = np.clip(position + 2 * np.asarray(actions) - 1, 0, observations.shape[-1] - 1)
   elsewhere = position != coin
   toward = (np.abs(after - coin) < np.abs(position - coin)) & elsewhere
   away = (np.abs(after - coin) > np.abs(position - coin)) & elsewhere
   return toward, away
+
+
+def coin_credit(redistributed: np.ndarray, observations: np.ndarray, actions: np.ndarray,
+                coin: int = 8):
+  """The redistributed reward of CoinWalk moves toward and away from the coin
+  (`coin_moves`): {"toward"|"away": (mean, fraction > 0, count)}."""
+  out = {}
+  for name, moves in zip(("toward", "away"), coin_moves(observations, actions, coin)):
+    credit = redistributed[:, :moves.shape[1]][moves]
+    out[name] = (float(credit.mean()), float(np.mean(credit > 0)), int(moves.sum()))
+  return out

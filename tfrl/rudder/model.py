@@ -12,9 +12,14 @@ redistributed reward) easy to read. If it cannot predict the return well
 enough, add complexity in the tutorial's order: `output_gate`, then
 `forget_gate`, then `fully_connected_gates` (every gate and the cell input
 see both the input and h_{t-1}).
+
+`ReturnPredictor(input_units=...)` puts dense ReLU layers before the cell.
+On the coin walk the simplified cell with raw one-hot input credits steps
+spent *at* the coin rather than moves toward it; a ReLU layer of 32 before
+the full LSTM (all three switches) credits the moves (README "RUDDER").
 """
 
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import gin
 import tensorflow as tf
@@ -91,19 +96,28 @@ class ReturnPredictor(tf.keras.Model):
   """[B, T, features] -> the return predicted after each step, [B, T]."""
 
   def __init__(self, lstm_units: int = 16, output_gate: bool = False, forget_gate: bool = False,
-               fully_connected_gates: bool = False):
+               fully_connected_gates: bool = False, input_units: Sequence[int] = ()):
+    """`input_units`: dense ReLU layers over the concatenated (observation,
+    action) before the LSTM; () feeds the LSTM the raw features, as the
+    tutorial does. The simplified cell's input is tanh of a *linear* function
+    of its input, so raw one-hot (position, action) cannot express that an
+    action's worth depends on where it is taken (right is good left of the
+    coin, bad right of it); a ReLU layer can."""
     super().__init__(name="return_predictor")
+    self.preprocess = tf.keras.Sequential(
+        [tf.keras.layers.Dense(n, activation="relu") for n in input_units])
     self.cell = RudderLSTMCell(lstm_units, output_gate=output_gate, forget_gate=forget_gate,
                                fully_connected_gates=fully_connected_gates)
     self.lstm = tf.keras.layers.RNN(self.cell, return_sequences=True)
     self.head = tf.keras.layers.Dense(1)  # linear: a regression of the return
 
   def call(self, features):
-    return tf.squeeze(self.head(self.lstm(features)), -1)
+    return tf.squeeze(self.head(self.lstm(self.preprocess(features))), -1)
 
   def internals(self, features) -> Dict[str, tf.Tensor]:
     """The cell's activations at every step, each [B, T, units], plus the
     prediction [B, T]; a plain loop, for inspection only."""
+    features = self.preprocess(features)
     batch = tf.shape(features)[0]
     h = c = tf.zeros([batch, self.cell.units])
     steps = []
