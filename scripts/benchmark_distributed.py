@@ -78,8 +78,9 @@ def measure_collection(num_actors, settings, agent, work_dir):
                                                  f"--checkpoint_dir={work_dir}/reverb{port}"],
                      work_dir, f"server{port}")]
   try:
-    wiring.wait_for_server(address, 120, log=lambda _: None)
-    wiring.PolicyVariables(address, agent).push()
+    link = wiring.ServerLink(address, log=lambda _: None)
+    link.connect(120)
+    wiring.PolicyVariables(link, agent).push()
     processes += [spawn("collect.py", args + [f"--server={address}", f"--actor_id={i}"],
                         work_dir, f"actor{port}_{i}") for i in range(num_actors)]
     client = reverb.Client(address)

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import portpicker
 import pytest
@@ -154,6 +155,100 @@ def test_actor_and_learner_killed_and_restarted(tmp_path):
   finally:
     for p in processes[1:] + [server]:
       if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+          p.wait(30)
+        except subprocess.TimeoutExpired:
+          p.kill()
+
+
+def test_server_killed_and_restarted_from_its_checkpoint(tmp_path):
+  """SIGKILL the server mid-run and restart it on the same port and
+  checkpoint dir: it restores the tables of its last checkpoint; actors
+  notice (bounded waits), drop their writers, reconnect and write again;
+  training completes.
+
+  For an exact count, actors and learner are paused (SIGSTOP) while the
+  test asks for the checkpoint; the actors are resumed while the server is
+  dead. The learner stays paused until both actors have reconnected: it
+  needs only one actor's data and would otherwise finish the run within
+  about a second of the restart, before the other actor's wait runs out
+  (`ServerLink.wait_s`), leaving nothing to sample that actor's items."""
+  port = portpicker.pick_unused_port()
+  address = f"localhost:{port}"
+  learner_dir = str(tmp_path / "learner")
+  log = lambda name: str(tmp_path / f"{name}.log")
+  text = lambda name: open(log(name)).read()
+  server_args = DQN + ["--gin_bindings=tfrl.distributed.serve.checkpoint_interval_s=3600",
+                       f"--port={port}", f"--checkpoint_dir={tmp_path}/reverb"]
+  server = start("reverb_server.py", server_args, log("server_a"))
+  processes = [server]
+  try:
+    clients = [start("collect.py", DQN + [f"--server={address}", f"--actor_id={i}"],
+                     log(f"actor_{i}")) for i in (0, 1)]
+    learner = start("train.py", DQN + [f"--replay_server={address}", f"--root_dir={learner_dir}"],
+                    log("learner"))
+    clients.append(learner)
+    processes += clients
+    progress_path = os.path.join(learner_dir, "progress.csv")
+    deadline = time.time() + 120
+    while not (os.path.exists(progress_path) and len(rows(progress_path)) >= 2):
+      assert time.time() < deadline and learner.poll() is None, text("learner")[-3000:]
+      time.sleep(0.2)
+    # Mid-run (iteration 10 of 30): freeze the clients, let in-flight writes land.
+    for p in clients:
+      p.send_signal(signal.SIGSTOP)
+    client = reverb.Client(address)
+    state = lambda: {n: (t.current_size, t.rate_limiter_info.insert_stats.completed)
+                     for n, t in client.server_info(timeout=10).items()}
+    before = state()
+    while True:
+      time.sleep(0.5)
+      now = state()
+      if now == before:
+        break
+      before = now
+    client.checkpoint()
+    checkpointed = state()
+    assert checkpointed == before and checkpointed["transitions"][0] > 0
+    server.kill()
+    assert server.wait(30) == -signal.SIGKILL
+    reports_before = [actor_reports(text(f"actor_{i}")) for i in (0, 1)]
+    for p in clients[:2]:
+      p.send_signal(signal.SIGCONT)
+    time.sleep(3)  # actors run against a dead server for a while
+    server = start("reverb_server.py", server_args, log("server_b"))
+    processes.append(server)
+    reconnected = lambda i: f"actor {i} reconnected to {address}" in text(f"actor_{i}")
+    deadline = time.time() + 180
+    while not (reconnected(0) and reconnected(1)):
+      running = all(p.poll() is None for p in (server, clients[0], clients[1]))
+      assert time.time() < deadline and running, (text("actor_0")[-2000:], text("actor_1")[-2000:])
+      time.sleep(0.5)
+    learner.send_signal(signal.SIGCONT)
+    assert wait(learner, 180) == 0, text("learner")[-3000:]
+    # Reverb's own account of what it loaded at restart.
+    loaded = dict((m.group(1), int(m.group(2))) for m in re.finditer(
+        r"Table (\w+) and (\d+) items have been successfully loaded", text("server_b")))
+    assert loaded == {name: size for name, (size, _) in checkpointed.items()}, text("server_b")
+    progress = rows(progress_path)
+    assert [int(r["iteration"]) for r in progress] == [0, 10, 20, 30]
+    assert int(progress[-1]["train_steps"]) == 300
+    # Collection went on after the restart: more inserts than the checkpoint held.
+    assert state()["transitions"][1] > checkpointed["transitions"][1]
+    for i in (0, 1):
+      actor_log = text(f"actor_{i}")
+      # Each actor noticed the lost server, reconnected, and then wrote chunks
+      # the new server confirmed, acting with weights the learner pushed
+      # after the restart (newer than any it had before).
+      after = actor_reports(actor_log.split(f"actor {i} reconnected to {address}")[-1])
+      newest_before = max(v for _, v in reports_before[i])
+      assert after and after[-1][0] > reports_before[i][-1][0], (after, actor_log[-4000:])
+      assert max(v for _, v in after) > newest_before, (after, reports_before[i])
+  finally:
+    for p in processes[1:] + [server]:
+      if p.poll() is None:
+        p.send_signal(signal.SIGCONT)
         p.send_signal(signal.SIGTERM)
         try:
           p.wait(30)

@@ -12,6 +12,18 @@ as in the single-process loop.
 
 Resume: the agent and counters come from root_dir's checkpoints; the replay
 is whatever the server holds (the server checkpoints its own tables).
+
+Server lost (killed, restarting): variable pushes, the per-row table query
+and (on-policy) a check before each episode read wait at most
+`ServerLink.wait_s` / `probe_timeout_s` at a time; when the server is gone or
+restarted the learner waits for it (`reconnect_timeout_s`), opens a new
+variable writer and pushes its current weights at once (a restored server
+holds the checkpoint's older ones, and on-policy actors would wait for a
+newer version forever). Sampling itself cannot be bounded in Reverb 0.14 (its
+samplers retry a lost server without end, and `rate_limiter_timeout_ms` is
+enforced by the server, so it never fires for a dead one): a train call or
+episode read that samples while the server is gone waits and goes on over the
+same dataset or client once the server is back.
 """
 
 import math
@@ -69,12 +81,36 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
     atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
   log(f"run directory: {root_dir}")
 
-  wiring.wait_for_server(exp.replay_server_address, connect_timeout_s, log)
+  link = wiring.ServerLink(exp.replay_server_address, log)
+  link.connect(connect_timeout_s)
   tables = wiring.replay_tables(s, agent) + [wiring.variable_table(agent)]
   exp.server = ReplayServer(tables, address=exp.replay_server_address)
   client = exp.server.client
-  variables = wiring.PolicyVariables(exp.replay_server_address, agent)
-  variables.push()  # actors wait for this first version
+  variables = wiring.PolicyVariables(link, agent)
+
+  push_now = False
+
+  def with_server(call):
+    """call(); when the server is lost, waits for it, opens a new variable
+    writer, pushes the current weights first (a restored server holds the
+    checkpoint's older ones) and calls again."""
+    nonlocal variables, push_now
+    while True:
+      try:
+        if push_now:
+          variables.push()
+          push_now = False
+        return call()
+      except wiring.ServerLost as lost:
+        log(f"learner: {lost}; reconnecting")
+        variables.close()
+        restarted = link.connect()
+        variables = wiring.PolicyVariables(link, agent)
+        push_now = True
+        log(f"learner reconnected to {link.address}"
+            f"{' (a new server instance)' if restarted else ''}")
+
+  with_server(lambda: variables.push())  # actors wait for this first version
   if run_checkpoint.latest:
     log(f"resumed from {run_checkpoint.latest} at iteration {int(counters['iteration'])}")
   progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS)
@@ -113,6 +149,10 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
     version = int(agent.train_step_counter.numpy())
     fresh = []
     while len(fresh) < n:
+      # A restarted server holds the checkpoint's older weights, and on-policy
+      # actors wait for a version newer than the one they collected: only a
+      # push from this learner gets them going again (with_server pushes).
+      with_server(link.check)
       for episode in replay.read_episodes(client, 1):
         traj, tags = wiring.split_tags(episode)
         if version - int(tags["policy_version"][0]) > max_policy_lag:
@@ -133,7 +173,8 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
     nonlocal last_row
     if not replay.on_policy:
       # Transitions collected into the table so far (an item holds every env's window).
-      inserts = client.server_info()[replay.table_name].rate_limiter_info.insert_stats.completed
+      info = with_server(lambda: link.table_info(replay.table_name))
+      inserts = info.rate_limiter_info.insert_stats.completed
       counters["env_steps"].assign(inserts * (1 if replay.prioritized else s["num_envs"]))
     row = evaluation_row(exp.evaluator, logger, ("eval_return",), start_wall,
                          iteration=iteration, env_steps=int(counters["env_steps"]),
@@ -169,7 +210,7 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
     if not math.isfinite(loss):
       raise FloatingPointError(f"non-finite loss {loss} at iteration {iteration}; "
                                f"last good checkpoint: {run_checkpoint.latest}")
-    variables.push()
+    with_server(lambda: variables.push())
     timing["train_s"] += t1 - t0
     timing["push_s"] += time.time() - t1
     logger.store(loss=loss, **flatten_diagnostics(loss_info.extra))

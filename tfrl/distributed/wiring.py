@@ -5,10 +5,13 @@ build the same agent and hence the same table signatures. Items carry two
 tags in the trajectory's `policy_info` — which actor wrote them and the policy
 version (the learner's train step) that acted — so the learner can check
 where its data came from and how stale it is. Policy weights travel through a
-Reverb table too (tf-agents' `ReverbVariableContainer`).
+Reverb table too (tf-agents' `ReverbVariableContainer` layout). `ServerLink`
+gives every blocking call on the server a bounded wait and tells a busy
+server from a dead or restarted one, so roles can rebuild their connection.
 """
 
 import inspect
+import math
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -150,21 +153,173 @@ def variable_table(agent) -> reverb.Table:
 
 
 class PolicyVariables:
-  """The learner pushes, actors pull (tf-agents' ReverbVariableContainer)."""
+  """The learner pushes, actors pull, through the one-slot variables table.
 
-  def __init__(self, address: str, agent):
-    self._container = variable_container.ReverbVariableContainer(address)
-    self._variables = policy_variables(agent)
+  Replaces tf-agents' ReverbVariableContainer, whose TF-op client has no
+  timeout: the push here is a TrajectoryWriter flushed through `link.wait`,
+  and the pull samples only once a bounded `server_info` shows the slot
+  filled, so a server that is gone raises `ServerLost` instead of blocking.
+  Items have the layout the container wrote (the flattened variables), so
+  checkpoints written by either load in the other.
+  """
+
+  def __init__(self, link: "ServerLink", agent):
+    self._link = link
+    self._variables = tf.nest.flatten(policy_variables(agent))
     self._train_step = agent.train_step_counter
+    self._client = reverb.Client(link.address)
+    self._writer = None
 
   def push(self):
-    self._container.push(self._variables)
+    if self._writer is None:
+      self._writer = self._client.trajectory_writer(num_keep_alive_refs=1)
+    self._writer.append([v.numpy() for v in self._variables])
+    self._writer.create_item(VARIABLE_TABLE, 1.0, [column[-1] for column in self._writer.history])
+    self._link.wait(lambda timeout_ms: self._writer.flush(timeout_ms=timeout_ms))
 
   def pull(self) -> int:
-    """Loads the latest pushed variables (blocking until there are some);
-    returns their policy version."""
-    self._container.update(self._variables)
+    """Loads the latest pushed variables (waiting until the learner has
+    pushed once); returns their policy version."""
+    while self._link.table_info(VARIABLE_TABLE).current_size == 0:
+      time.sleep(0.1)
+    # The slot is filled and never emptied by sampling: this returns at once
+    # unless the server dies in between (then Reverb waits for it, unbounded).
+    sample = next(self._client.sample(VARIABLE_TABLE, 1, emit_timesteps=False))
+    for variable, value in zip(self._variables, sample.data):
+      variable.assign(np.reshape(value, variable.shape))
     return int(self._train_step.numpy())
+
+  def close(self):
+    """Drops the writer without waiting for the server (a push either
+    completed or is abandoned)."""
+    if self._writer is not None:
+      self._writer.close()
+      self._writer = None
+
+
+class ServerLost(Exception):
+  """The Reverb server stopped answering, or answers as a new instance (it
+  was restarted). Writers, samplers and clients of the old connection must be
+  dropped and rebuilt (`ServerLink.connect`); what they had not delivered is
+  lost."""
+
+
+@gin.configurable(module="tfrl.distributed")
+class ServerLink:
+  """Bounded waits on one Reverb server, and what a wait that runs out means.
+
+  Reverb 0.14's clients never raise when the server is gone: they wait and
+  retry by themselves, and after a long outage their gRPC connection comes
+  back only when its reconnect back-off next fires (up to minutes; clients of
+  one process share it). So every blocking call a role makes goes through
+  `wait`, which gives it `wait_s`; when that runs out `check` asks the server,
+  with a fresh client and `probe_timeout_s`, whether it is still the instance
+  `connect` reached. The same instance answering means the wait was its rate
+  limiter's (an actor ahead of the learner): wait again. No answer, or a new
+  instance (a table worker younger than the one seen before: restarted,
+  restored from its checkpoint), raises `ServerLost`; the role then drops its
+  old writer and clients (releasing the stale connection and its back-off)
+  and calls `connect`, which waits up to `reconnect_timeout_s` for the server.
+  """
+
+  def __init__(self, address: str, log: Callable[[str], None] = print, wait_s: float = 10.0,
+               probe_timeout_s: float = 5.0, reconnect_timeout_s: float = 600.0):
+    self.address = address
+    self.wait_s = wait_s
+    self.probe_timeout_s = probe_timeout_s
+    self.reconnect_timeout_s = reconnect_timeout_s
+    self._log = log
+    self._started = None  # (earliest, latest) start time of the instance reached
+
+  def connect(self, timeout_s: Optional[float] = None) -> bool:
+    """Blocks until the server answers (it may be starting or restarting);
+    returns whether it is a different instance from the one reached before.
+    After `timeout_s` (default `reconnect_timeout_s`) raises ConfigError if
+    the server never answered (a wrong address?), ServerLost if it did once."""
+    timeout_s = self.reconnect_timeout_s if timeout_s is None else timeout_s
+    deadline = time.time() + timeout_s
+    said = False
+    while True:
+      try:
+        _, started = self._probe()
+        break
+      except _NO_ANSWER as e:
+        if time.time() > deadline:
+          message = (f"Reverb server {self.address} did not answer within {timeout_s:.0f} s "
+                     f"({type(e).__name__})")
+          raise (ConfigError if self._started is None else ServerLost)(message) from None
+        if not said:
+          self._log(f"waiting for the Reverb server at {self.address} ...")
+          said = True
+        time.sleep(0.5)
+    new_instance = self._started is not None and not _overlap(self._started, started)
+    self._started = started
+    return new_instance
+
+  def wait(self, blocking_call: Callable[[Optional[int]], None]) -> None:
+    """Runs `blocking_call(timeout_ms)` (a Reverb writer's flush or
+    end_episode) until it completes while the same server answers; raises
+    ServerLost when it does not."""
+    while True:
+      try:
+        blocking_call(max(1, int(self.wait_s * 1000)))
+        return
+      except reverb.errors.DeadlineExceededError:
+        self.check()
+
+  def check(self) -> Dict[str, "reverb.TableInfo"]:
+    """The server's tables if the instance `connect` reached answers within
+    `probe_timeout_s`; ServerLost otherwise."""
+    try:
+      info, started = self._probe()
+    except _NO_ANSWER as e:
+      raise ServerLost(f"the Reverb server at {self.address} did not answer within "
+                       f"{self.probe_timeout_s:.0f} s ({type(e).__name__})") from None
+    if self._started is not None and not _overlap(self._started, started):
+      raise ServerLost(f"the Reverb server at {self.address} was restarted")
+    return info
+
+  def table_info(self, table: str) -> "reverb.TableInfo":
+    """One table's info, from a bounded `check`."""
+    return self.check()[table]
+
+  def explain(self, error: Exception) -> "ServerLost":
+    """`error` (raised by a Reverb call without a timeout, e.g. the legacy
+    Writer's "stream lost with items unconfirmed") as ServerLost if the server
+    is gone or restarted; re-raises it otherwise."""
+    try:
+      self.check()
+    except ServerLost as lost:
+      return lost
+    raise error
+
+  def _probe(self):
+    """(tables, (earliest, latest) time the answering instance started).
+
+    A fresh client each time: gRPC shares one connection per address among
+    a process's clients, so once a role has dropped the writers and clients
+    that kept retrying a lost server, the probe is no longer held up by that
+    connection's reconnect back-off. The start time is the oldest table worker's age subtracted from the clock
+    before and after the call; Reverb does not checkpoint that age, so a
+    restored server is told apart from the one that wrote the checkpoint."""
+    before = time.time()
+    info = reverb.Client(self.address).server_info(timeout=max(1, round(self.probe_timeout_s)))
+    after = time.time()
+    age_s = max((t.table_worker_time.running_ms + t.table_worker_time.sleeping_ms) / 1000
+                for t in info.values())
+    if age_s == 0:  # no worker times reported: instances cannot be told apart
+      return info, (-math.inf, math.inf)
+    return info, (before - age_s, after - age_s)
+
+
+_NO_ANSWER = (RuntimeError, tf.errors.OpError, ConnectionError, reverb.errors.ReverbError)
+# Slack for the table worker's own time keeping when comparing start times.
+_START_SLACK_S = 2.0
+
+
+def _overlap(a, b) -> bool:
+  """Whether two (earliest, latest) start times can be the same instant."""
+  return a[0] - _START_SLACK_S <= b[1] and b[0] - _START_SLACK_S <= a[1]
 
 
 def check_address(address: Optional[str], flag: str) -> str:
@@ -176,20 +331,3 @@ def check_address(address: Optional[str], flag: str) -> str:
     raise ConfigError(f"{flag}={address!r} is not host:port")
   return address
 
-
-def wait_for_server(address: str, timeout_s: float, log: Callable[[str], None] = print) -> None:
-  """Blocks until the server at `address` answers (it may be restarting)."""
-  deadline = time.time() + timeout_s
-  said = False
-  while True:
-    try:
-      reverb.Client(address).server_info(timeout=5)
-      return
-    except (RuntimeError, tf.errors.OpError, ConnectionError, reverb.errors.ReverbError) as e:
-      if time.time() > deadline:
-        raise ConfigError(f"Reverb server {address} did not answer within {timeout_s:.0f} s "
-                          f"({type(e).__name__})") from None
-      if not said:
-        log(f"waiting for the Reverb server at {address} ...")
-        said = True
-      time.sleep(0.5)

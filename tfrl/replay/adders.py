@@ -3,6 +3,11 @@
 Both take the batched `Trajectory` of numpy arrays the driver emits each step
 (leading dimension = number of envs) and keep each env's stream separate, so
 episodes and sequences never mix envs or cross an episode boundary.
+
+The TrajectoryWriter adders (`SequenceAdder`, `BatchSequenceAdder`) make every
+call that can block (flush, end_episode) through their `wait` attribute, so a
+distributed actor can bound those waits; `EpisodeAdder`'s legacy Reverb
+`Writer` has no timeout to give.
 """
 
 from typing import Callable, List, Optional
@@ -12,6 +17,8 @@ import reverb
 import tree
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory as trajectory_lib
+
+BlockingCall = Callable[[Optional[int]], None]  # a writer call taking `timeout_ms`
 
 
 class EpisodeAdder:
@@ -102,6 +109,14 @@ def _moved(buf: np.ndarray, lo: int, hi: int, capacity: int) -> np.ndarray:
   return out
 
 
+def wait_without_limit(blocking_call: BlockingCall) -> None:
+  """How adders wait for their TrajectoryWriters by default: as long as it
+  takes. A distributed actor replaces an adder's `wait` with one that gives
+  each call a timeout and decides what a timeout means
+  (`tfrl.distributed.wiring.ServerLink.wait`)."""
+  blocking_call(None)
+
+
 class SequenceAdder:
   """Writes overlapping fixed-length sequences of each env's steps.
 
@@ -123,11 +138,15 @@ class SequenceAdder:
                      for _ in range(num_envs)]
     self._steps_in_episode = np.zeros(num_envs, dtype=np.int64)
     self.items_written = 0
+    self.wait = wait_without_limit
 
   def reset(self):
     for writer in self._writers:
-      writer.end_episode(clear_buffers=True)
+      self._end_episode(writer)
     self._steps_in_episode[:] = 0
+
+  def _end_episode(self, writer):
+    self.wait(lambda timeout_ms: writer.end_episode(clear_buffers=True, timeout_ms=timeout_ms))
 
   def __call__(self, traj: trajectory_lib.Trajectory):
     # Flat columns, flattened once per batch step: Reverb checks items against
@@ -137,7 +156,7 @@ class SequenceAdder:
     first = traj.step_type == ts.StepType.FIRST
     for env, writer in enumerate(self._writers):
       if first[env] and self._steps_in_episode[env]:
-        writer.end_episode(clear_buffers=True)
+        self._end_episode(writer)
         self._steps_in_episode[env] = 0
       writer.append([f[env] for f in fields])
       self._steps_in_episode[env] += 1
@@ -148,7 +167,7 @@ class SequenceAdder:
 
   def flush(self):
     for writer in self._writers:
-      writer.flush()
+      self.wait(lambda timeout_ms, w=writer: w.flush(timeout_ms=timeout_ms))
 
   def close(self):
     for writer in self._writers:
@@ -173,10 +192,12 @@ class BatchSequenceAdder:
     self._writer = client.trajectory_writer(num_keep_alive_refs=sequence_length)
     self._steps = 0
     self.items_written = 0
+    self.wait = wait_without_limit
 
   def reset(self):
     """The envs were reset: no window may reach back across that."""
-    self._writer.end_episode(clear_buffers=True)
+    self.wait(lambda timeout_ms: self._writer.end_episode(clear_buffers=True,
+                                                          timeout_ms=timeout_ms))
     self._steps = 0
 
   def __call__(self, traj: trajectory_lib.Trajectory):
@@ -187,7 +208,7 @@ class BatchSequenceAdder:
       self.items_written += 1
 
   def flush(self):
-    self._writer.flush()
+    self.wait(lambda timeout_ms: self._writer.flush(timeout_ms=timeout_ms))
 
   def close(self):
     self._writer.close()
