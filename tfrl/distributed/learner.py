@@ -27,7 +27,6 @@ same dataset or client once the server is back.
 """
 
 import math
-import os
 import time
 from typing import Callable
 
@@ -38,11 +37,11 @@ import tensorflow as tf
 from tfrl.distributed import wiring
 from tfrl.replay import ReplayServer
 from tfrl.train import faults
-from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
-from tfrl.train.logger import EpochLogger, flatten_diagnostics
-from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
+from tfrl.train.checkpoints import PolicyExport
+from tfrl.train.logger import flatten_diagnostics
 from tfrl.train.runner import (PROGRESS_COLUMNS, Experiment, _off_policy_train_fn,
-                               evaluation_row, on_policy_train_function, write_row)
+                               evaluation_row, on_policy_train_function, open_run_dir, run_logger,
+                               write_row)
 
 
 @gin.configurable(module="tfrl.distributed")
@@ -65,20 +64,13 @@ def learn(root_dir: str, log: Callable[[str], None] = print, max_policy_lag: int
 
 def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s):
   agent, replay = exp.agent, exp.replay
-  config = gin.operative_config_str()
-  resuming = check_run_dir(root_dir, config)
   counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
               for name in ("iteration", "env_steps", "episodes", "stale_episodes")}
   # Items (off-policy: windows) trained on per actor id: which actors' data arrived.
   actor_items = tf.Variable(tf.zeros([max_actors], tf.int64), name="actor_items")
   wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
-  run_checkpoint = RunCheckpoint(root_dir, agent, dict(counters, wall_s=wall,
-                                                       actor_items=actor_items))
-  if run_checkpoint.latest:
-    run_checkpoint.restore()
-  os.makedirs(root_dir, exist_ok=True)
-  if not resuming:
-    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+  run_checkpoint = open_run_dir(root_dir, agent, dict(counters, wall_s=wall,
+                                                     actor_items=actor_items))
   log(f"run directory: {root_dir}")
 
   link = wiring.ServerLink(exp.replay_server_address, log)
@@ -113,10 +105,7 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
   with_server(lambda: variables.push())  # actors wait for this first version
   if run_checkpoint.latest:
     log(f"resumed from {run_checkpoint.latest} at iteration {int(counters['iteration'])}")
-  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS)
-  progress.truncate_after(int(counters["iteration"]) if run_checkpoint.latest else -1)
-  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
-  logger = EpochLogger(progress, summary_writer, console=log)
+  logger = run_logger(root_dir, PROGRESS_COLUMNS, run_checkpoint, int(counters["iteration"]), log)
   exporter = PolicyExport(root_dir, exp.evaluator.policy, agent.train_step_counter) \
       if s["export_policy"] else None
 
@@ -220,7 +209,7 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
       counters["iteration"].assign(iteration)
       wall.assign(time.time() - start_wall)
       run_checkpoint.save(iteration)
-  summary_writer.flush()
+  logger.flush()
   if last_row is None:
-    last_row = dict((progress.rows() or [{}])[-1])
+    last_row = dict((logger.progress.rows() or [{}])[-1])
   return last_row
