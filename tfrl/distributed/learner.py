@@ -209,7 +209,4 @@ def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
       counters["iteration"].assign(iteration)
       wall.assign(time.time() - start_wall)
       run_checkpoint.save(iteration)
-  logger.flush()
-  if last_row is None:
-    last_row = dict((logger.progress.rows() or [{}])[-1])
-  return last_row
+  return logger.finish(last_row)

@@ -286,7 +286,4 @@ def _run(exp, loop, root_dir, num_iterations, initial_collect_steps, random_init
       iteration_counter.assign(iteration)
       wall.assign(time.time() - start_wall)
       run_checkpoint.save(iteration)
-  logger.flush()
-  if last_row is None:
-    last_row = dict((logger.progress.rows() or [{}])[-1])
-  return last_row
+  return logger.finish(last_row)

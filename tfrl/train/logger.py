@@ -58,9 +58,13 @@ class EpochLogger:
     self._stored.clear()
     return row
 
-  def flush(self):
+  def finish(self, last_row: Optional[dict]) -> dict:
+    """Flushes TensorBoard and returns the run's last row: `last_row`, or
+    progress.csv's last when this process wrote none (a finished run
+    started again)."""
     if self._summary_writer is not None:
       self._summary_writer.flush()
+    return last_row if last_row is not None else dict((self.progress.rows() or [{}])[-1])
 
   def write(self, row: Dict[str, float], step: Optional[int] = None):
     self.progress.append(row)

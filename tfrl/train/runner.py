@@ -275,10 +275,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
       if persist_replay:
         counters["replay_items"].assign(exp.replay.num_items(exp.server.client))
       run_checkpoint.save(iteration, exp.server if persist_replay else None)
-  logger.flush()
-  if last_row is None:
-    last_row = {r: v for r, v in (logger.progress.rows() or [{}])[-1].items()}
-  return last_row
+  return logger.finish(last_row)
 
 
 def check_finite_parameters(agent, diverged: str):
