@@ -116,7 +116,7 @@ class InGraphDqn:
   """A DqnAgent's act and train step as plain TF ops, for loops compiled
   into one graph (`tfrl.train.compiled`). It shares the agent's variables:
   the Q network, target network, optimizer, train-step counter, epsilon
-  schedule and target sync (tf-agents' own `_update_target`), so a
+  schedule and target-sync counter (`_sync_target`), so a
   checkpoint, the greedy policy and evaluation are the agent's. The update
   is tf-agents' DqnAgent._train (1-step, no reward scaling or weights)
   without its nest and distribution plumbing, which XLA would otherwise
@@ -149,7 +149,10 @@ class InGraphDqn:
     return tf.cast(epsilon_greedy(q_values, epsilon, seed), self.action_spec.dtype)
 
   def random_act(self, observation, seed):
-    q_values, _ = self.network(observation, training=False)
+    """Uniformly random actions (the initial collection): the draws of
+    `act` at epsilon 1, without the Q network's forward pass."""
+    num_actions = int(self.action_spec.maximum - self.action_spec.minimum + 1)
+    q_values = tf.zeros([tf.shape(observation)[0], num_actions])
     return tf.cast(epsilon_greedy(q_values, 1.0, seed), self.action_spec.dtype)
 
   def update(self, batch):
@@ -177,7 +180,7 @@ class InGraphDqn:
     """tf-agents' periodic target update (`common.Periodically` around a
     soft update), without its `tf.cond`: the new target weights are selected
     with `tf.where`, so the compiled loop has no branch here (XLA's CPU
-    runtime, `xla_runtime=True` in the compiled loop, fails to link a
+    runtime, `tfrl.train.train_compiled.xla_cpu_runtime`, fails to link a
     conditional inside the loop). Uses the Periodically's own counter, so
     the sync steps are the regular agent's."""
     agent = self.agent
