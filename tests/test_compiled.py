@@ -263,6 +263,66 @@ def test_in_graph_update_equals_tf_agents_train_on_the_same_batches():
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_target_sync_counts_updates_as_tf_agents_periodically_does():
+  """advance_target_sync(n) syncs when the count crosses a multiple of the
+  period (tf-agents syncs at each multiple); updates_until_target_sync
+  counts down to the next one."""
+  agent, _ = _dqn_agents(fc_layer_params=(4,), target_update_period=4)
+  learner = InGraphDqn(agent)
+  counter = agent._update_target._counter
+  targets, sources = agent._target_q_network.variables, agent._q_network.variables
+
+  def perturb():
+    for v in sources:
+      v.assign_add(tf.ones_like(v))
+
+  def synced():
+    return all(np.array_equal(t.numpy(), s.numpy()) for t, s in zip(targets, sources))
+
+  counter.assign(3)
+  assert int(learner.updates_until_target_sync()) == 1
+  perturb()
+  learner.advance_target_sync(2)  # 3 -> 5 crosses 4
+  assert synced() and int(counter) == 5
+  assert int(learner.updates_until_target_sync()) == 3
+  perturb()
+  learner.advance_target_sync(2)  # 5 -> 7
+  assert not synced()
+  learner.advance_target_sync(1)  # 7 -> 8
+  assert synced() and int(learner.updates_until_target_sync()) == 4
+
+
+def test_one_long_run_equals_many_short_ones():
+  """run(n) runs its iterations in segments that end at target syncs (one
+  sync per segment); n calls of run(1) end a segment every iteration. Same
+  actions, weights, counters and replay either way."""
+  hyperparameters = dict(fc_layer_params=(8,), target_update_period=4, epsilon_start=0.5,
+                         epsilon_end=0.5, learning_rate=1e-2)
+  tf.random.set_seed(2)
+  agents = _dqn_agents(**hyperparameters)
+  loops = [compiled.CompiledLoop(tf_envs.CartPole(), InGraphDqn(agent), num_envs=2,
+                                 replay_capacity=16, batch_size=4, seed=0, steps_per_iteration=1,
+                                 train_steps_per_iteration=2, jit_compile=False)
+           for agent in agents]
+  assert all(loop._sync_per_segment for loop in loops)
+  loops[0].collect(tf.constant(3, tf.int64), True)
+  loops[1].collect(tf.constant(3, tf.int64), True)
+  loops[0].run(tf.constant(11, tf.int64))
+  for _ in range(11):
+    loops[1].run(tf.constant(1, tf.int64))
+  ours, theirs = agents
+  assert int(ours.train_step_counter) == int(theirs.train_step_counter) == 22
+  assert int(ours._update_target._counter) == int(theirs._update_target._counter) == 22
+  np.testing.assert_array_equal(loops[0].replay.storage["action"].numpy(),
+                                loops[1].replay.storage["action"].numpy())
+  for a, b in zip(ours._q_network.variables + ours._target_q_network.variables,
+                  theirs._q_network.variables + theirs._target_q_network.variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+  # The target last synced at update 20 and the online network moved since.
+  assert not np.allclose(ours._q_network.variables[0].numpy(),
+                         ours._target_q_network.variables[0].numpy())
+
+
 # In-process runs stay on XLA's default CPU backend (pytest's process must
 # not switch XLA's flags for later tests); the CPU runtime, train.py's
 # default, is covered by test_xla_cpu_runtime_path in its own process.

@@ -56,7 +56,10 @@ def q_learning_td_loss(q_values, actions, rewards, discounts, next_target_q_valu
   `discounts` is 0 where the episode terminated (no future) and 1 where it
   continues or was truncated (the cut-off future is bootstrapped)."""
   targets = tf.stop_gradient(rewards + gamma * discounts * tf.reduce_max(next_target_q_values, -1))
-  predictions = tf.gather(q_values, actions, axis=-1, batch_dims=1)
+  # Q(s, a) as a one-hot dot product rather than a gather: its gradient is a
+  # product, not a scatter, which is cheaper inside the compiled loop.
+  num_actions = tf.shape(q_values)[-1]
+  predictions = tf.reduce_sum(q_values * tf.one_hot(actions, num_actions, dtype=q_values.dtype), -1)
   return loss_fn(targets, predictions)
 
 
@@ -155,8 +158,15 @@ class InGraphDqn:
     q_values = tf.zeros([tf.shape(observation)[0], num_actions])
     return tf.cast(epsilon_greedy(q_values, 1.0, seed), self.action_spec.dtype)
 
-  def update(self, batch):
-    """One train step on a batch of transitions; returns the mean loss."""
+  @property
+  def target_sync_period(self) -> int:
+    """Updates between target syncs (1: after every update)."""
+    return self.agent.target_update_period
+
+  def update(self, batch, sync_target: bool = True):
+    """One train step on a batch of transitions; returns the mean loss.
+    `sync_target=False` leaves the target sync to the caller
+    (`advance_target_sync`), which may count several updates at once."""
     agent = self.agent
     next_q, _ = agent._target_q_network(batch["next_observation"], training=False)
     with tf.GradientTape() as tape:
@@ -173,22 +183,36 @@ class InGraphDqn:
       grads_and_vars = eager_utils.clip_gradient_norms(grads_and_vars, agent._gradient_clipping)
     agent._optimizer.apply_gradients(grads_and_vars)
     agent.train_step_counter.assign_add(1)
-    self._sync_target()
+    if sync_target:
+      self.advance_target_sync(1)
     return loss
 
-  def _sync_target(self):
+  def updates_until_target_sync(self):
+    """How many more updates until (and including) the next that syncs the
+    target: 1 to `target_sync_period`."""
+    period = self.target_sync_period
+    if period == 1:
+      return tf.constant(1, tf.int64)
+    counter = self.agent._update_target._counter
+    return tf.cast(period, counter.dtype) - tf.math.floormod(counter, period)
+
+  def advance_target_sync(self, updates):
     """tf-agents' periodic target update (`common.Periodically` around a
-    soft update), without its `tf.cond`: the new target weights are selected
-    with `tf.where`, so the compiled loop has no branch here (XLA's CPU
-    runtime, `tfrl.train.train_compiled.xla_cpu_runtime`, fails to link a
-    conditional inside the loop). Uses the Periodically's own counter, so
-    the sync steps are the regular agent's."""
+    soft update) after `updates` more updates: syncs if the count crossed a
+    multiple of the period, as the agent does at each multiple. No
+    `tf.cond`: the new target weights are selected with `tf.where`, so the
+    compiled loop has no branch here (XLA's CPU runtime,
+    `tfrl.train.train_compiled.xla_cpu_runtime`, fails to link a conditional
+    inside the loop). Uses the Periodically's own counter, so a checkpoint
+    and the regular agent agree on when the next sync is."""
     agent = self.agent
     tau, period = agent.target_update_tau, agent.target_update_period
     if period == 1:
       due = tf.constant(True)
     else:
       counter = agent._update_target._counter
-      due = tf.equal(tf.math.mod(counter.assign_add(1), tf.cast(period, counter.dtype)), 0)
+      before = counter.read_value()
+      after = counter.assign_add(tf.cast(updates, counter.dtype))
+      due = tf.math.floordiv(after, period) > tf.math.floordiv(before, period)
     for target, source in zip(agent._target_q_network.variables, self.network.variables):
       target.assign(tf.where(due, tau * source + (1.0 - tau) * target, target))
