@@ -12,8 +12,10 @@ environment and policy export are the regular runner's
 (`tfrl.train.runner`). Selected by `tfrl.train.train.compiled = True`.
 
 Another off-policy agent joins by giving an in-graph learner like
-`InGraphDqn` (`transition_spec`, `build`, `act`, `random_act`, `update`)
-and registering it in `LEARNERS`.
+`InGraphDqn` (`transition_spec`, `build`, `act`, `random_act`,
+`update(batch, sync_target)`, `target_sync_period`,
+`updates_until_target_sync`, `advance_target_sync(updates)`) and
+registering it in `LEARNERS`.
 """
 
 import math
