@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -40,6 +41,21 @@ def test_trains_into_run_dir_and_resumes(tmp_path):
   assert (root / "progress.csv").read_text().splitlines() == rows
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  """A finished tiny REINFORCE run; tests take copies (`copy_of`)."""
+  root = tmp_path_factory.mktemp("finished") / "run"
+  result = train("--gin_file=reinforce_cartpole.gin", f"--root_dir={root}", *TINY,
+                 cwd=root.parent)
+  assert result.returncode == 0, result.stderr
+  return root
+
+
+def copy_of(run, tmp_path):
+  # copy2 keeps modification times, which the tests compare before and after.
+  return shutil.copytree(run, tmp_path / "run", copy_function=shutil.copy2)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--gin_file=missing.gin"], "gin file 'missing.gin' not found"),
     (["--gin_file=BAD"], "No configurable matching 'nonexistent'"),
@@ -51,14 +67,12 @@ def test_trains_into_run_dir_and_resumes(tmp_path):
     (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.agents.reinforce.learning_rate=0.5"],
      "different config"),
 ])
-def test_bad_input_is_one_line_and_touches_nothing(tmp_path, args, message):
+def test_bad_input_is_one_line_and_touches_nothing(tmp_path, finished_run, args, message):
   bad = tmp_path / "bad.gin"
   bad.write_text("tfrl.train.train.env_id = 'CartPole-v1'\nnonexistent.param = 3\n")
   args = [str(bad) if a == "--gin_file=BAD" else a for a in args]
   args = [f"--gin_file={bad}" if a == str(bad) else a for a in args]
-  root = tmp_path / "run"
-  first = train("--gin_file=reinforce_cartpole.gin", f"--root_dir={root}", *TINY, cwd=tmp_path)
-  assert first.returncode == 0, first.stderr
+  root = copy_of(finished_run, tmp_path)
   before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
   result = train(*args, f"--root_dir={root}", *TINY, cwd=tmp_path)
   assert result.returncode == 2
@@ -71,10 +85,8 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path, args, message):
   assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
 
 
-def test_damaged_checkpoint_is_one_line_and_touches_nothing(tmp_path):
-  root = tmp_path / "run"
-  assert train("--gin_file=reinforce_cartpole.gin", f"--root_dir={root}", *TINY,
-               cwd=tmp_path).returncode == 0
+def test_damaged_checkpoint_is_one_line_and_touches_nothing(tmp_path, finished_run):
+  root = copy_of(finished_run, tmp_path)
   data = sorted((root / "checkpoints").glob("ckpt-2.data-*"))[0]
   data.write_bytes(data.read_bytes()[:len(data.read_bytes()) // 2])  # truncated write
   before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")}
