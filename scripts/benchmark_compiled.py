@@ -17,6 +17,13 @@ processes per setting, interleaved repeat by repeat so a busy machine hurts
 the settings alike; the table gives
 medians.
 
+`--threads=pinned` pins the process to one core (and one TF thread).
+`--jax_python=/path/to/python` adds the JAX tutorial's own loop
+(scripts/jax_dqn_reference.py, run by that interpreter: a venv with jax,
+optax and dm-haiku, which need numpy>=2 and so cannot share tfrl's) to the
+same interleaved repeats: JAX has no thread-count knob, so its rows are
+"all" cores and, if asked, "pinned".
+
 Learning: the tutorial's 20,000 steps per seed, compiled; when an episode
 first reached 500 steps (to the --chunk) and the longest episode.
 """
@@ -35,7 +42,10 @@ flags.DEFINE_enum("what", "both", ["speed", "learning", "both"], "Which table(s)
 flags.DEFINE_integer("steps", 20000, "Env steps (= updates) per timed call.")
 flags.DEFINE_integer("repeats", 3, "Processes per speed setting (medians over them).")
 flags.DEFINE_integer("calls", 3, "Timed calls per process after the compiling one (their median).")
-flags.DEFINE_list("threads", ["1", "2"], "TF intra/inter-op thread counts to try.")
+flags.DEFINE_list("threads", ["1", "2"], "TF intra/inter-op thread counts to try; 'pinned': "
+                  "one core (sched_setaffinity) and one thread.")
+flags.DEFINE_string("jax_python", None, "A Python with jax, optax and dm-haiku: adds the JAX "
+                    "tutorial's loop (scripts/jax_dqn_reference.py) to the speed table.")
 flags.DEFINE_list("modes", ["xla_runtime", "xla", "graph"],
                   "xla_runtime: jit_compile=True on XLA's CPU runtime; xla: jit_compile=True on "
                   "XLA's default CPU backend; graph: plain tf.function.")
@@ -69,8 +79,15 @@ def build(gin_file, bindings, seed, jit_compile, rng):
       jit_compile=jit_compile, rng=rng)
 
 
+def pin_to_one_core():
+  os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
 def child(args):
   threads = args["threads"]
+  if threads == "pinned":
+    pin_to_one_core()  # before TF starts its thread pools
+    threads = 1
   if args["mode"] == "xla_runtime":
     from tfrl.train.compiled import use_xla_cpu_runtime
     use_xla_cpu_runtime()
@@ -105,8 +122,15 @@ def child(args):
 
 
 def run_child(args):
-  out = subprocess.run([sys.executable, os.path.abspath(__file__), f"--child={json.dumps(args)}"],
-                       capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if args["mode"] == "jax":
+    command = [FLAGS.jax_python, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                               "jax_dqn_reference.py"),
+               f"--steps={args['steps']}", f"--calls={args['calls']}", f"--seed={args['seed']}",
+               f"--threads={1 if args['threads'] == 'pinned' else 0}"]
+  else:
+    command = [sys.executable, os.path.abspath(__file__), f"--child={json.dumps(args)}"]
+  out = subprocess.run(command, capture_output=True, text=True,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   lines = out.stdout.strip().splitlines()
   if out.returncode != 0 or not lines:
     raise RuntimeError(f"child {args} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -114,7 +138,10 @@ def run_child(args):
 
 
 def speed_table():
-  settings = [(m, r, int(t)) for m in FLAGS.modes for r in FLAGS.rngs for t in FLAGS.threads]
+  threads = [t if t == "pinned" else int(t) for t in FLAGS.threads]
+  settings = [(m, r, t) for m in FLAGS.modes for r in FLAGS.rngs for t in threads]
+  if FLAGS.jax_python:
+    settings += [("jax", "threefry", t) for t in ["all"] + ["pinned"] * ("pinned" in threads)]
   results = {s: [] for s in settings}
   for repeat in range(FLAGS.repeats):
     for mode, rng, threads in settings:
@@ -123,7 +150,7 @@ def speed_table():
                          seed=repeat, gin_file=FLAGS.gin_file,
                          gin_bindings=FLAGS.gin_bindings))
       results[(mode, rng, threads)].append(r)
-      print(f"  repeat {repeat} {mode:5s} {rng:9s} threads={threads}: "
+      print(f"  repeat {repeat} {mode:11s} {rng:9s} threads={threads}: "
             f"{FLAGS.steps / r['second_s']:8.0f} steps/s compiled, "
             f"{FLAGS.steps / r['first_s']:8.0f} incl. compilation", flush=True)
   print(f"\n{FLAGS.steps} steps (tutorial settings), medians of {FLAGS.repeats} processes; "
