@@ -1,9 +1,11 @@
 """RUDDER: delayed-reward envs, the simplified LSTM, loss and redistribution
-by hand, the lessons buffer's sampling, the component in the train loop, and
-the redistribution on the tutorial's 1-D task (held-out episodes)."""
+by hand, the lessons buffer's sampling, the component in the train loop, its
+checkpoint and a resumed run, and the redistribution on the tutorial's 1-D
+task (held-out episodes)."""
 
 import csv
 import os
+import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -244,16 +246,84 @@ def test_component_waits_then_rewrites_rewards_keeping_the_return():
     rudder.close()
 
 
-def test_train_loop_uses_reward_redistribution(tmp_path):
-  root = str(tmp_path / "run")
-  config.parse_config(["ppo_coin.gin"], [
-      "tfrl.train.train.reward_redistribution = @tfrl.rudder.RewardRedistribution",
-      "tfrl.rudder.RewardRedistribution.min_episodes = 16",
-      "tfrl.rudder.RewardRedistribution.updates_per_iteration = 2",
-      "tfrl.train.train.num_iterations = 2", "tfrl.train.train.eval_interval = 2",
-      "tfrl.train.train.num_eval_episodes = 2", "tfrl.agents.ppo.num_epochs = 2",
-      "tfrl.agents.ppo.value_epochs = 2"])
-  tfrl.train.train(root, log=lambda _: None)
+def lessons_contents(buffer, draws=3000):
+  """{key: (features, return, priority)} of the stored episodes that `draws`
+  samples reach (all of them, when priorities are near-uniform). Reverb's
+  sample info carries the priority, which LessonsBuffer.sample leaves out."""
+  contents = {}
+  for sample in buffer._server.client.sample(buffer.table_name, num_samples=draws):
+    item = sample[0]
+    contents[int(item.info.key)] = (item.data[0].tobytes(), float(item.data[1]),
+                                    item.info.priority)
+  return contents
+
+
+def test_redistribution_restored_from_a_checkpoint_continues_as_it_was(tmp_path):
+  def make():
+    # temperature 100: near-uniform replay, so lessons_contents sees every episode
+    return RewardRedistribution(*specs("tfrl/DelayedCoinWalk-v0"), min_episodes=24,
+                                updates_per_iteration=4, return_scale=10.0,
+                                lessons_fn=lambda: LessonsBuffer(temperature=100.0))
+  trained, restored = make(), make()
+  try:
+    trained(collected_episodes(16, seed=3))
+    trained(collected_episodes(16, seed=4))   # 32 stored: 4 updates
+    path = tf.train.Checkpoint(rudder=trained.checkpointed).write(str(tmp_path / "ckpt"))
+    tf.train.Checkpoint(rudder=restored.checkpointed).read(path).assert_existing_objects_matched()
+
+    assert restored.active and restored.model_updates == 4
+    x, _ = pad([trained.features(e.observation[:-1], e.action[:-1])
+                for e in collected_episodes(4, seed=5)])
+    np.testing.assert_array_equal(restored.predict(x), trained.predict(x))
+    for saved, loaded in zip(trained.optimizer.variables, restored.optimizer.variables):
+      np.testing.assert_array_equal(loaded, saved)   # Adam's step count and moments
+    assert restored.lessons.size == trained.lessons.size == 32
+    assert restored.lessons.returns_seen == trained.lessons.returns_seen
+    assert restored.lessons.episodes_added == 32
+    assert restored.lessons._max_priority == trained.lessons._max_priority
+    contents = lessons_contents(trained.lessons)
+    assert len(contents) == 32 and lessons_contents(restored.lessons) == contents
+  finally:
+    trained.close()
+    restored.close()
+
+
+TINY_RUDDER_PPO = ["tfrl.rudder.RewardRedistribution.min_episodes = 16",
+                   "tfrl.rudder.RewardRedistribution.updates_per_iteration = 2",
+                   "tfrl.train.train.num_iterations = 2", "tfrl.train.train.eval_interval = 2",
+                   "tfrl.train.train.num_eval_episodes = 2", "tfrl.agents.ppo.num_epochs = 2",
+                   "tfrl.agents.ppo.value_epochs = 2"]
+
+
+def train_rudder_ppo(root, on_resume=lambda rudder: None) -> RewardRedistribution:
+  """PPO with RUDDER on the coin walk for 2 iterations (checkpointed at the
+  last); returns the run's RewardRedistribution. `on_resume(it)` runs when
+  the run resumes, right after the checkpoint is restored."""
+  built = []
+
+  def redistribution(time_step_spec, action_spec):
+    built.append(RewardRedistribution(time_step_spec, action_spec))
+    return built[-1]
+
+  def log(message):
+    if message.startswith("resumed from"):
+      on_resume(built[-1])
+
+  config.parse_config(["ppo_coin.gin"], TINY_RUDDER_PPO)
+  tfrl.train.train(root, reward_redistribution=redistribution, log=log)
+  return built[-1]
+
+
+@pytest.fixture(scope="module")
+def rudder_run(tmp_path_factory):
+  """A finished run of `train_rudder_ppo` (tests that resume it take a copy):
+  (run directory, its RewardRedistribution)."""
+  root = tmp_path_factory.mktemp("rudder") / "run"
+  return root, train_rudder_ppo(str(root))
+
+
+def test_train_loop_uses_reward_redistribution(rudder_run):
+  root, _ = rudder_run
   with open(os.path.join(root, "progress.csv")) as f:
     rows = list(csv.DictReader(f))
   # The row averages the 2 iterations: 8 episodes stored, the model waits;
@@ -262,6 +332,25 @@ def test_train_loop_uses_reward_redistribution(tmp_path):
   assert float(rows[-1]["rudder_active"]) == 0.5
   assert np.isfinite(float(rows[-1]["rudder_loss"]))
   assert "RewardRedistribution.min_episodes = 16" in open(os.path.join(root, "config.gin")).read()
+
+
+def test_resumed_run_redistributes_at_once_with_the_checkpointed_model(rudder_run, tmp_path):
+  finished, first = rudder_run
+  root = shutil.copytree(finished, tmp_path / "run")
+  at_resume = {}
+
+  def snapshot(rudder):   # restored, nothing trained yet
+    at_resume.update(active=rudder.active, updates=rudder.model_updates,
+                     lessons=rudder.lessons.size, returns_seen=set(rudder.lessons.returns_seen),
+                     weights=[w.numpy() for w in rudder.model.weights])
+
+  train_rudder_ppo(str(root), on_resume=snapshot)   # resumes at iteration 2: nothing left to do
+  assert first.active and first.model_updates == 2
+  assert at_resume["active"] and at_resume["updates"] == 2
+  assert at_resume["lessons"] == 16 and at_resume["returns_seen"] == first.lessons.returns_seen
+  assert len(at_resume["weights"]) == len(first.model.weights)
+  for restored, saved in zip(at_resume["weights"], first.model.weights):
+    np.testing.assert_array_equal(restored, saved.numpy())
 
 
 def test_reward_redistribution_refuses_off_policy_replay(tmp_path):

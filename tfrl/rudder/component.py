@@ -14,6 +14,10 @@ iteration's episodes (numpy trajectories, FIRST .. boundary) before
      trained, the environment's rewards pass through unchanged.
 
 The agent never knows: it trains on trajectories whose rewards changed.
+
+What it learns — the model, its optimizer, the update count and the
+lessons buffer — is `checkpointed`, a trackable the train loop adds to the
+run's checkpoint, so a resumed run redistributes as before the kill.
 """
 
 from typing import List
@@ -91,8 +95,12 @@ class RewardRedistribution:
     self.return_scale = return_scale
     self.redistributed_weight = redistributed_weight
     self.immediate_weight = immediate_weight
-    self.model_updates = 0
+    self._model_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="model_updates")
     self.diagnostics = {}
+    self._build()
+    self.checkpointed = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                            model_updates=self._model_updates,
+                                            lessons=self.lessons)
 
     x_spec = tf.TensorSpec([None, None, self.features.size], tf.float32)
     row_spec = tf.TensorSpec([None], tf.float32)
@@ -106,6 +114,14 @@ class RewardRedistribution:
     self._train_step = tf.function(self._train_step_fn,
                                    input_signature=[x_spec, row_spec, mask_spec])
 
+  def _build(self):
+    """Creates the model's and the optimizer's variables now rather than at
+    their first use, so that a restored checkpoint sets them at once: TF
+    would hold the values until the variables appear, and a checkpoint
+    saved before then would lack them."""
+    self.model(tf.zeros([1, 1, self.features.size]))
+    self.optimizer.build(self.model.trainable_variables)
+
   def _train_step_fn(self, x, returns, mask):
     with tf.GradientTape() as tape:
       loss, per_episode = redistribution_loss(self.model(x), returns / self.return_scale, mask,
@@ -113,6 +129,10 @@ class RewardRedistribution:
     variables = self.model.trainable_variables
     self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
     return loss, per_episode
+
+  @property
+  def model_updates(self) -> int:
+    return int(self._model_updates.numpy())
 
   @property
   def active(self) -> bool:
@@ -128,7 +148,7 @@ class RewardRedistribution:
       loss, per_episode = self._train_step(x, returns, mask)
       self.lessons.update_losses(keys, per_episode.numpy())
       losses.append(float(loss))
-      self.model_updates += 1
+      self._model_updates.assign_add(1)
     return float(np.mean(losses))
 
   def store(self, features: List[np.ndarray], returns: np.ndarray) -> np.ndarray:

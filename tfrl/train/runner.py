@@ -87,6 +87,12 @@ class Experiment:
                          observers=[self.adder, faults.collect_observer],
                          on_episode=lambda env, ret, length: self.on_episode(ret, length))
 
+  def checkpointed(self) -> dict:
+    """Trackables the run's checkpoints hold besides the agent and the loop's
+    counters: what the reward redistribution learned, if it exposes any."""
+    learned = getattr(self.reward_redistribution, "checkpointed", None)
+    return {} if learned is None else {"reward_redistribution": learned}
+
   def reseed_for_resume(self, iteration: int):
     """Fresh random streams for a run resumed at `iteration`.
 
@@ -146,8 +152,9 @@ def train(root_dir: str,
   figures (the final row of progress.csv). `reward_redistribution`
   (on-policy only): a factory `fn(time_step_spec, action_spec)` of a callable
   that rewrites the rewards of each iteration's episodes before training,
-  e.g. `@tfrl.rudder.RewardRedistribution`. `compiled=True` runs the whole
-  off-policy loop in one compiled TF graph (`tfrl.train.compiled`).
+  e.g. `@tfrl.rudder.RewardRedistribution`; its `checkpointed` trackable, if
+  it has one, is saved and restored with the agent. `compiled=True` runs the
+  whole off-policy loop in one compiled TF graph (`tfrl.train.compiled`).
   """
   if replay_server_address is not None:
     # An external server means the distributed learner: actors collect
@@ -186,7 +193,7 @@ def _run(exp: Experiment, root_dir, num_iterations, collect_episodes_per_iterati
   counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
               for name in ("iteration", "env_steps", "episodes", "replay_items")}
   wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
-  run_checkpoint = open_run_dir(root_dir, agent, dict(counters, wall_s=wall))
+  run_checkpoint = open_run_dir(root_dir, agent, dict(counters, wall_s=wall, **exp.checkpointed()))
   log(f"run directory: {root_dir}")
   # Off-policy replay outlives an iteration, so an embedded server's tables
   # are checkpointed with the agent (an external server keeps its own).
