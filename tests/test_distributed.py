@@ -254,3 +254,17 @@ def test_server_killed_and_restarted_from_its_checkpoint(tmp_path):
           p.wait(30)
         except subprocess.TimeoutExpired:
           p.kill()
+
+
+@pytest.mark.parametrize("gin_file, binding", [
+    ("rudder_ppo_delayed_cartpole.gin", None),
+    ("dqn_cartpole.gin", "tfrl.train.train.compiled = True")])
+def test_roles_refuse_what_only_the_single_process_loop_runs(gin_file, binding):
+  """RUDDER and the compiled loop live in tfrl.train.train's own loop: the
+  distributed roles say so instead of training without them."""
+  from tfrl.distributed import wiring
+  from tfrl.errors import ConfigError
+  from tfrl.train import config
+  config.parse_config([gin_file], [binding] if binding else [])
+  with pytest.raises(ConfigError, match="not supported by the distributed actors"):
+    wiring.train_settings()

@@ -367,7 +367,9 @@ def coin_walk_redistribution(seed):
   weight 1, lr 3e-3, batches of 32) trained on 3000 random-policy episodes
   (1500 updates, uniform replay), applied to 200 fresh ones:
   (observations, actions, returns, predictions, redistributed)."""
-  tf.random.set_seed(seed)
+  # Python's, numpy's and TF's seeds: Keras' unseeded initializers draw
+  # their seeds from Python's random. (Reverb's sampling cannot be seeded.)
+  tf.keras.utils.set_random_seed(seed)
   rudder = RewardRedistribution(
       *specs("tfrl/DelayedCoinWalk-v0"), min_episodes=0, return_scale=10.0,
       model_fn=lambda: ReturnPredictor(16, input_units=(32,), output_gate=True, forget_gate=True,
@@ -410,7 +412,9 @@ def test_coin_walk_held_out_moves_toward_the_coin_earn_credit(coin_walk_held_out
   history] under the random policy) is positive on 92.5% of them and 0 on
   the rest (too late to reach the coin). This model measured 79.6%, 75.4%
   and 80.4% with this fixture's seeds 0, 1, 2 (away: 12.5%, 13.3%, 11.7%),
-  so the bar is 70%, not the 80% first hoped for."""
+  so the bar is 70%, not the 80% first hoped for. Reverb's sampling is not
+  seeded, so the figure varies run to run: 75.7-81.7% over 6 runs of seed 0
+  with the initial weights seeded (unseeded weights once gave 64.6%)."""
   observations, actions, _, _, redistributed = coin_walk_held_out
   credit = coin_credit(redistributed, observations, actions)
   toward_mean, toward_positive, _ = credit["toward"]

@@ -41,6 +41,13 @@ def train_settings() -> Dict[str, object]:
   missing = [n for n in ("env_id", "agent_fn", "replay") if settings.get(n) is gin.REQUIRED]
   if missing:
     raise ConfigError(f"the gin files bind no tfrl.train.train.{', '.join(missing)}")
+  # Bindings the single-process loop honours and these roles do not: refused
+  # rather than silently trained without.
+  for name, unsupported in (("reward_redistribution", lambda v: v is not None),
+                            ("compiled", bool)):
+    if unsupported(settings.get(name)):
+      raise ConfigError(f"tfrl.train.train.{name} is not supported by the distributed actors "
+                        f"and learner; run this config with scripts/train.py")
   return settings
 
 
