@@ -137,6 +137,21 @@ def run_child(args):
   return json.loads(lines[-1])
 
 
+def check_jax_python(python):
+  """--jax_python must run the JAX reference's imports: one error line and
+  exit status 2 otherwise, before any measurement."""
+  try:
+    probe = subprocess.run([python, "-c", "import jax, optax, haiku"], capture_output=True,
+                           text=True, timeout=120)
+    problem = None if probe.returncode == 0 else \
+        f"cannot import jax, optax and haiku ({(probe.stderr.strip().splitlines() or ['?'])[-1]})"
+  except OSError as error:
+    problem = error.strerror
+  if problem:
+    print(f"benchmark_compiled.py: error: --jax_python={python}: {problem}", file=sys.stderr)
+    sys.exit(2)
+
+
 def speed_table():
   threads = [t if t == "pinned" else int(t) for t in FLAGS.threads]
   settings = [(m, r, t) for m in FLAGS.modes for r in FLAGS.rngs for t in threads]
@@ -186,6 +201,8 @@ def main(argv):
   if FLAGS.child:
     print(json.dumps(child(json.loads(FLAGS.child))))
     return
+  if FLAGS.jax_python:
+    check_jax_python(FLAGS.jax_python)
   if FLAGS.what in ("speed", "both"):
     speed_table()
   if FLAGS.what in ("learning", "both"):
