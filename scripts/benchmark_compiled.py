@@ -133,8 +133,13 @@ def run_child(args):
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   lines = out.stdout.strip().splitlines()
   if out.returncode != 0 or not lines:
-    raise RuntimeError(f"child {args} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    raise RuntimeError(f"child {args} failed: {last_line(out.stderr)}")
   return json.loads(lines[-1])
+
+
+def last_line(text: str) -> str:
+  """A failed child's last stderr line: its error."""
+  return (text.strip().splitlines() or ["?"])[-1]
 
 
 def check_jax_python(python):
@@ -144,7 +149,7 @@ def check_jax_python(python):
     probe = subprocess.run([python, "-c", "import jax, optax, haiku"], capture_output=True,
                            text=True, timeout=120)
     problem = None if probe.returncode == 0 else \
-        f"cannot import jax, optax and haiku ({(probe.stderr.strip().splitlines() or ['?'])[-1]})"
+        f"cannot import jax, optax and haiku ({last_line(probe.stderr)})"
   except OSError as error:
     problem = error.strerror
   if problem:

@@ -191,8 +191,6 @@ class InGraphDqn:
     """How many more updates until (and including) the next that syncs the
     target: 1 to `target_sync_period`."""
     period = self.target_sync_period
-    if period == 1:
-      return tf.constant(1, tf.int64)
     counter = self.agent._update_target._counter
     return tf.cast(period, counter.dtype) - tf.math.floormod(counter, period)
 
