@@ -261,7 +261,7 @@ def use_xla_cpu_runtime():
   the first compilation in the process, so this must run before anything
   is XLA-compiled (train.py's compiled path: it is). On this project's
   2-core machine it runs the tutorial's DQN loop 1.1-1.6x faster than XLA's
-  default CPU backend in TF 2.15 (scripts/benchmark_compiled.py, README). It
+  default CPU backend in TF 2.15 (scripts/benchmarks/benchmark_compiled.py, README). It
   cannot link a tf.cond inside the loop ("Symbols not found: retainBuffers"),
   which is why the compiled loop has none."""
   flags = os.environ.get("XLA_FLAGS", "")

@@ -2,7 +2,7 @@
 r"""Distributed collection speed: env steps/s written to one Reverb server by
 1, 2 and 4 actor processes, and the learner's train steps/s.
 
-  python scripts/benchmark_distributed.py --gin_file=dqn_cartpole.gin --seconds=10 --repeats=3
+  python scripts/benchmarks/benchmark_distributed.py --gin_file=dqn_cartpole.gin --seconds=10 --repeats=3
 
 Collection: a server and N actors (scripts/collect.py) with the rate
 limiter opened wide (collection only, nobody samples); this process pushes
@@ -39,7 +39,7 @@ flags.DEFINE_integer("learner_iterations", 40, "Learner iterations to time.")
 flags.DEFINE_integer("prefill_steps", 3000, "Env steps one actor writes before the learner "
                      "runs alone.")
 
-SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def spawn(script, args, log_dir, name):

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 r"""The compiled DQN loop with the JAX tutorial's settings: speed and learning.
 
-  python scripts/benchmark_compiled.py                      # speed table + learning table
-  python scripts/benchmark_compiled.py --what=speed --repeats=3 --threads=1,2
-  python scripts/benchmark_compiled.py --what=learning --seeds=0,1,2
+  python scripts/benchmarks/benchmark_compiled.py                      # speed table + learning table
+  python scripts/benchmarks/benchmark_compiled.py --what=speed --repeats=3 --threads=1,2
+  python scripts/benchmarks/benchmark_compiled.py --what=learning --seeds=0,1,2
 
 Speed: each setting (XLA `jit_compile=True` with XLA's newer CPU runtime
 ("xla_runtime", the compiled loop's default) or its default CPU backend
@@ -19,7 +19,7 @@ medians.
 
 `--threads=pinned` pins the process to one core (and one TF thread).
 `--jax_python=/path/to/python` adds the JAX tutorial's own loop
-(scripts/jax_dqn_reference.py, run by that interpreter: a venv with jax,
+(scripts/benchmarks/jax_dqn_reference.py, run by that interpreter: a venv with jax,
 optax and dm-haiku, which need numpy>=2 and so cannot share tfrl's) to the
 same interleaved repeats: JAX has no thread-count knob, so its rows are
 "all" cores and, if asked, "pinned".
@@ -45,7 +45,7 @@ flags.DEFINE_integer("calls", 3, "Timed calls per process after the compiling on
 flags.DEFINE_list("threads", ["1", "2"], "TF intra/inter-op thread counts to try; 'pinned': "
                   "one core (sched_setaffinity) and one thread.")
 flags.DEFINE_string("jax_python", None, "A Python with jax, optax and dm-haiku: adds the JAX "
-                    "tutorial's loop (scripts/jax_dqn_reference.py) to the speed table.")
+                    "tutorial's loop (scripts/benchmarks/jax_dqn_reference.py) to the speed table.")
 flags.DEFINE_list("modes", ["xla_runtime", "xla", "graph"],
                   "xla_runtime: jit_compile=True on XLA's CPU runtime; xla: jit_compile=True on "
                   "XLA's default CPU backend; graph: plain tf.function.")

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 r"""Learning benchmark: runs gin configs over seeds, prints a table.
 
-  python scripts/benchmark_learning.py --gin_file=reinforce_cartpole.gin \
+  python scripts/benchmarks/benchmark_learning.py --gin_file=reinforce_cartpole.gin \
       --seeds=0,1,2,3,4 --threshold=475
-  python scripts/benchmark_learning.py --suite=agents    # the agent family
-  python scripts/benchmark_learning.py --suite=rudder    # PPO with/without RUDDER, delayed rewards
+  python scripts/benchmarks/benchmark_learning.py --suite=agents    # the agent family
+  python scripts/benchmarks/benchmark_learning.py --suite=rudder    # PPO with/without RUDDER, delayed rewards
 
 --threshold is one value for every config, or one per --gin_file in order.
 
@@ -47,7 +47,7 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
           "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)]}
 flags.DEFINE_string("out_dir", None, "Where runs go (default: a temp dir).")
 
-TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
+TRAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train.py")
 
 
 def run_one(gin_file, threshold, seed, out_dir):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 r"""Collection benchmark: environment steps per second into a Reverb table.
 
-  python scripts/benchmark_collect.py [--seconds=5] [--repeats=3] [--num_envs=1,8,64,256]
+  python scripts/benchmarks/benchmark_collect.py [--seconds=5] [--repeats=3] [--num_envs=1,8,64,256]
 
 All configurations run in this one process, one after another, on CartPole-v1
 with the same policy (an MLP (64, 64) categorical policy from tfrl's REINFORCE

@@ -2,7 +2,7 @@
 to deep RL in JAX" (R. Pegoud, 2023; shared/seeds/003_*.txt; code from the author's
 `jym` repo), standalone (jax, optax, dm-haiku, numpy, stdlib; no tf, no tfrl) so it
 can be timed next to tfrl's compiled TF loop. Needs its own venv (numpy>=2):
-  /tmp/jaxvenv/bin/python scripts/jax_dqn_reference.py --steps 20000 --calls 3 --json
+  /tmp/jaxvenv/bin/python scripts/benchmarks/jax_dqn_reference.py --steps 20000 --calls 3 --json
 Prints one JSON line: first_s (first call, compile included), second_s (median of
 the later, compiled calls, each continuing training), learning fields, jax_version.
 """
