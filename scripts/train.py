@@ -47,7 +47,13 @@ def main(argv):
     config.parse_config(FLAGS.gin_file, bindings)
     root_dir = FLAGS.root_dir or default_root_dir(FLAGS.gin_file, FLAGS.seed)
     import tfrl
-    tfrl.train.train(root_dir)
+    run_config = tfrl.train.RunConfig()
+    # The one place that picks the mode: an external server makes this process
+    # the distributed learner; otherwise the single-process loop.
+    if run_config.distributed:
+      tfrl.distributed.learn(root_dir, run_config)
+    else:
+      tfrl.train.train(root_dir, run_config)
   except ConfigError as e:
     fail(str(e).splitlines()[0])
   except (ValueError, RuntimeError) as e:

@@ -186,14 +186,15 @@ def test_dqn_collect_policy_follows_the_epsilon_schedule():
 
 
 def test_prioritized_dqn_sets_priorities_from_td_errors():
-  from tfrl.train.runner import _off_policy_train_fn  # pylint: disable=import-outside-toplevel
   env = tfrl.envs.load("CartPole-v1", seed=0, num_envs=2)
   agent = tfrl.agents.dqn(*_specs(env))
   transitions = tfrl.replay.TransitionReplay(capacity=1000, min_size=50, prioritized=True)
   server = tfrl.replay.ReplayServer(transitions.tables(agent.collect_data_spec, 2))
   adder = transitions.adder(server.client, 2)
   tfrl.drivers.Driver(env, agent.collect_policy, observers=[adder]).run_steps(200)
-  train_steps = _off_policy_train_fn(agent, transitions, server, batch_size=32, num_steps=5)
+  batches = iter(transitions.dataset(server.address, batch_size=32, num_envs=2))
+  train_steps = tfrl.train.off_policy_train_function(agent, transitions, server.client,
+                                                     lambda: next(batches), num_steps=5)
   try:
     assert np.isfinite(train_steps().loss.numpy())
     assert int(agent.train_step_counter.numpy()) == 5

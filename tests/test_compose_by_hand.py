@@ -19,7 +19,8 @@ def test_reinforce_by_hand():
   for _ in range(3):
     written = adder.episodes_written
     driver.run_episodes(4)
-    loss = agent.train(episodes.experience(server.client, adder.episodes_written - written)).loss
+    loss = agent.train(episodes.experience(server.client, adder.episodes_written - written,
+                                           data_spec=agent.collect_data_spec)).loss
     assert np.isfinite(loss)
   assert int(agent.train_step_counter.numpy()) == 3
   assert any(not np.array_equal(a, b.numpy())

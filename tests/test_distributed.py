@@ -267,4 +267,4 @@ def test_roles_refuse_what_only_the_single_process_loop_runs(gin_file, binding):
   from tfrl.train import config
   config.parse_config([gin_file], [binding] if binding else [])
   with pytest.raises(ConfigError, match="not supported by the distributed actors"):
-    wiring.train_settings()
+    wiring.role_config()

@@ -144,7 +144,7 @@ def test_continuous_actions_reach_the_env_clipped_to_bounds(num_envs):
 
 @pytest.mark.parametrize("num_envs", [1, 3])
 def test_reseed_restarts_the_env_as_if_loaded_with_the_new_seed(num_envs):
-  from tfrl.train.runner import resume_seed  # pylint: disable=import-outside-toplevel
+  from tfrl.train.loop import resume_seed  # pylint: disable=import-outside-toplevel
   env = envs.load("CartPole-v1", seed=0, num_envs=num_envs)
   first = env.reset().observation
   seed = resume_seed(0, 10)

@@ -36,7 +36,7 @@ def test_episodes_come_out_whole_per_env_and_in_order(counting_env_id, num_envs)
   driver = drivers.Driver(env, policy, observers=[adder])
   driver.run_episodes(3 * num_envs)
   assert adder.episodes_written == 3 * num_envs
-  got = episodes.read_episodes(server.client, 3 * num_envs)
+  got = episodes.read_episodes(server.client, 3 * num_envs, data_spec=policy.trajectory_spec)
   per_env = {}
   for episode in got:
     obs = episode.observation
@@ -62,7 +62,8 @@ def test_experience_concatenates_episodes_for_agent_train(counting_env_id):
   env, policy, server = make(counting_env_id, 2, episodes)
   adder = episodes.adder(server.client, 2)
   drivers.Driver(env, policy, observers=[adder]).run_episodes(4)
-  experience = episodes.experience(server.client, adder.episodes_written)
+  experience = episodes.experience(server.client, adder.episodes_written,
+                                   data_spec=policy.trajectory_spec)
   assert experience.observation.shape[0] == 1
   assert int(np.sum(experience.step_type == ts.StepType.LAST)) == 4
   assert server.client.server_info()[episodes.table_name].current_size == 0  # consumed
@@ -79,7 +80,7 @@ def test_transitions_never_cross_episode_boundaries(counting_env_id, prioritized
   items = server.client.server_info()[transitions.table_name].current_size
   # uniform: one item per batch step holding all 3 envs; prioritized: one per env window
   assert items == 19 if not prioritized else 30 <= items <= 57
-  batch, info = next(iter(transitions.dataset(server.address, batch_size=64)))
+  batch, info = next(iter(transitions.dataset(server.address, batch_size=64, num_envs=3)))
   obs = batch.observation.numpy()
   assert obs.shape == (64, 2, 3)
   assert info.key.shape == (64,)

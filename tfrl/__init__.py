@@ -11,8 +11,7 @@ with contextlib.redirect_stderr(io.StringIO()):
   except ImportError:
     pass
 
-from tfrl import agents, drivers, envs, networks, replay, rudder, train  # noqa: E402
-from tfrl import distributed  # noqa: E402  (after train: the learner builds on it)
+from tfrl import agents, distributed, drivers, envs, networks, replay, rudder, train  # noqa: E402
 from tfrl.errors import ConfigError  # noqa: E402
 
 __version__ = "0.1.0"

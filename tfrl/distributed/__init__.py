@@ -5,7 +5,7 @@ and policy variables."""
 
 from tfrl.distributed.wiring import (PolicyVariables, ServerLink, ServerLost, Tagger,
                                      policy_variables, replay_tables, split_tags, tagged_data_spec,
-                                     train_settings, variable_table)
+                                     role_config, variable_table)
 from tfrl.distributed.actor import collect
 from tfrl.distributed.learner import learn
 from tfrl.distributed.server import serve

@@ -28,6 +28,7 @@ from tfrl import envs
 from tfrl.distributed import wiring
 from tfrl.drivers import Driver
 from tfrl.train import faults
+from tfrl.train.settings import RunConfig
 
 # Vector envs seed sub-env i with seed + i: actors' seeds are far apart.
 ACTOR_SEED_STRIDE = 10_007
@@ -41,7 +42,8 @@ def collect(server_address: str,
             episodes_per_pull: Optional[int] = None,
             connect_timeout_s: float = 120.0,
             report_interval_s: float = 2.0,
-            log: Callable[[str], None] = print) -> dict:
+            log: Callable[[str], None] = print,
+            config: Optional[RunConfig] = None) -> dict:
   """Collects until `max_env_steps` (None: until stopped).
 
   Per pull of the policy variables an actor collects `steps_per_pull`
@@ -51,16 +53,14 @@ def collect(server_address: str,
   (items_written: items the server confirmed, or will once the chunk in
   progress is flushed; items dropped at a reconnect are not counted).
   """
-  settings = wiring.train_settings()
-  replay = settings["replay"]
-  num_envs = settings["num_envs"]
-  steps_per_pull = steps_per_pull or settings["collect_steps_per_iteration"]
-  episodes_per_pull = episodes_per_pull or settings["collect_episodes_per_iteration"]
-  envs.check_env_id(settings["env_id"])
-  env = envs.load(settings["env_id"], seed=settings["seed"] + ACTOR_SEED_STRIDE * (actor_id + 1),
+  config = wiring.role_config(config)
+  replay = config.replay
+  num_envs = config.num_envs
+  steps_per_pull = steps_per_pull or config.collect_steps_per_iteration
+  episodes_per_pull = episodes_per_pull or config.collect_episodes_per_iteration
+  env = envs.load(config.env_id, seed=config.seed + ACTOR_SEED_STRIDE * (actor_id + 1),
                   num_envs=num_envs)
-  agent = wiring.build_agent(settings, env)
-  wiring.replay_tables(settings, agent)  # the replay component learns the item layout
+  agent = wiring.build_agent(config, env)
   tagger = wiring.Tagger(None, actor_id, num_envs)
   driver = Driver(env, agent.collect_policy, observers=[tagger, faults.collect_observer])
   link = wiring.ServerLink(server_address, log)

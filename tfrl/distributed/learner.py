@@ -26,7 +26,6 @@ episode read that samples while the server is gone waits and goes on over the
 same dataset or client once the server is back.
 """
 
-import math
 import time
 from typing import Callable
 
@@ -36,177 +35,180 @@ import tensorflow as tf
 
 from tfrl.distributed import wiring
 from tfrl.replay import ReplayServer
-from tfrl.train import faults
-from tfrl.train.checkpoints import PolicyExport
+from tfrl.train import faults, loop, sources
 from tfrl.train.logger import flatten_diagnostics
-from tfrl.train.runner import (PROGRESS_COLUMNS, Experiment, _off_policy_train_fn,
-                               evaluation_row, on_policy_train_function, open_run_dir, run_logger,
-                               write_row)
+from tfrl.train.settings import RunConfig
 
 
 @gin.configurable(module="tfrl.distributed")
-def learn(root_dir: str, log: Callable[[str], None] = print, max_policy_lag: int = 0,
-          max_actors: int = 64, connect_timeout_s: float = 120.0) -> dict:
-  """`max_policy_lag` (on-policy): how many train steps older than the
+def learn(root_dir: str, config: RunConfig = None, hooks=(), log: Callable[[str], None] = print,
+          max_policy_lag: int = 0, max_actors: int = 64,
+          connect_timeout_s: float = 120.0) -> dict:
+  """The learner of `config` (default: gin's `tfrl.train.train` bindings),
+  whose `replay_server_address` names the server, through the one train loop.
+
+  `max_policy_lag` (on-policy): how many train steps older than the
   learner an episode's policy may be (> 0 trains PPO & co. on slightly
   off-policy data as if it were on-policy). `max_actors`: actor ids counted
   per actor in progress.csv (`items_from_actor_<id>`)."""
-  s = wiring.train_settings()
-  address = wiring.check_address(s["replay_server_address"], "--replay_server")
+  config = wiring.role_config(config)
+  wiring.check_address(config.replay_server_address, "--replay_server")
   # The agent's specs come from a single env: this process does not collect.
-  exp = Experiment(s["env_id"], s["agent_fn"], s["replay"], s["seed"], 1,
-                   s["num_eval_episodes"], s["eval_num_envs"], address)
+  parts = sources.build_parts(config, num_envs=1)
+  source = LearnerSource(config, parts.agent, log, max_policy_lag, max_actors, connect_timeout_s)
   try:
-    return _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s)
+    return loop.run_loop(root_dir, config, parts.agent, parts.evaluator, source, hooks, log)
   finally:
-    exp.close()
+    source.close()
+    parts.close()
 
 
-def _learn(exp, s, root_dir, log, max_policy_lag, max_actors, connect_timeout_s):
-  agent, replay = exp.agent, exp.replay
-  counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
-              for name in ("iteration", "env_steps", "episodes", "stale_episodes")}
-  # Items (off-policy: windows) trained on per actor id: which actors' data arrived.
-  actor_items = tf.Variable(tf.zeros([max_actors], tf.int64), name="actor_items")
-  wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
-  run_checkpoint = open_run_dir(root_dir, agent, dict(counters, wall_s=wall,
-                                                     actor_items=actor_items))
-  log(f"run directory: {root_dir}")
+class LearnerSource:
+  """The train loop's step source for the distributed learner: each
+  iteration samples (or reads fresh episodes) from the server, trains and
+  pushes the policy variables."""
+  max_iterations_per_call = 1
 
-  link = wiring.ServerLink(exp.replay_server_address, log)
-  link.connect(connect_timeout_s)
-  tables = wiring.replay_tables(s, agent) + [wiring.variable_table(agent)]
-  exp.server = ReplayServer(tables, address=exp.replay_server_address)
-  client = exp.server.client
-  variables = wiring.PolicyVariables(link, agent)
+  def __init__(self, config, agent, log, max_policy_lag: int, max_actors: int,
+               connect_timeout_s: float):
+    self.config, self.agent, self.replay, self.log = config, agent, config.replay, log
+    self.max_policy_lag, self.max_actors = max_policy_lag, max_actors
+    self.connect_timeout_s = connect_timeout_s
+    self.counters = {name: tf.Variable(0, dtype=tf.int64, name=name)
+                     for name in ("env_steps", "episodes", "stale_episodes")}
+    # Items (off-policy: windows) trained on per actor id: which actors' data arrived.
+    self.actor_items = tf.Variable(tf.zeros([max_actors], tf.int64), name="actor_items")
+    # Seconds since the last row in the train calls (sampling, waits on the
+    # rate limiter included) and in pushing the policy variables.
+    self.timing = {"train_s": 0.0, "push_s": 0.0}
+    self.data_lag = tf.Variable(0.0, dtype=tf.float64)   # summed since the last row
+    self.data_items = tf.Variable(0, dtype=tf.int64)
+    self.server = self.link = self.variables = None
+    self._push_now = False
 
-  push_now = False
+  def checkpointed(self) -> dict:
+    return dict(self.counters, actor_items=self.actor_items)
 
-  def with_server(call):
+  def start(self, run):
+    config, agent = self.config, self.agent
+    self.link = wiring.ServerLink(config.replay_server_address, self.log)
+    self.link.connect(self.connect_timeout_s)
+    tables = wiring.replay_tables(config, agent) + [wiring.variable_table(agent)]
+    self.server = ReplayServer(tables, address=config.replay_server_address)
+    self.variables = wiring.PolicyVariables(self.link, agent)
+    self.with_server(self.variables.push)  # actors wait for this first version
+    if self.replay.on_policy:
+      self._train = sources.on_policy_train_function(agent)
+    else:
+      iterator = iter(self.replay.dataset(self.server.address, config.batch_size,
+                                          num_envs=config.num_envs))
+      self._train = sources.off_policy_train_function(
+          agent, self.replay, self.server.client, lambda: self._untag(next(iterator)),
+          config.train_steps_per_iteration)
+
+  def prefill(self):
+    pass
+
+  def with_server(self, call):
     """call(); when the server is lost, waits for it, opens a new variable
     writer, pushes the current weights first (a restored server holds the
     checkpoint's older ones) and calls again."""
-    nonlocal variables, push_now
     while True:
       try:
-        if push_now:
-          variables.push()
-          push_now = False
+        if self._push_now:
+          self.variables.push()
+          self._push_now = False
         return call()
       except wiring.ServerLost as lost:
-        log(f"learner: {lost}; reconnecting")
-        variables.close()
-        restarted = link.connect()
-        variables = wiring.PolicyVariables(link, agent)
-        push_now = True
-        log(f"learner reconnected to {link.address}"
-            f"{' (a new server instance)' if restarted else ''}")
+        self.log(f"learner: {lost}; reconnecting")
+        self.variables.close()
+        restarted = self.link.connect()
+        self.variables = wiring.PolicyVariables(self.link, self.agent)
+        self._push_now = True
+        self.log(f"learner reconnected to {self.link.address}"
+                 f"{' (a new server instance)' if restarted else ''}")
 
-  with_server(lambda: variables.push())  # actors wait for this first version
-  if run_checkpoint.latest:
-    log(f"resumed from {run_checkpoint.latest} at iteration {int(counters['iteration'])}")
-  logger = run_logger(root_dir, PROGRESS_COLUMNS, run_checkpoint, int(counters["iteration"]), log)
-  exporter = PolicyExport(root_dir, exp.evaluator.policy, agent.train_step_counter) \
-      if s["export_policy"] else None
+  def _count_data(self, actor_ids, versions):
+    """Per-actor item counts and the data's policy lag (train steps behind), summed."""
+    self.actor_items.assign_add(tf.math.bincount(actor_ids, minlength=self.max_actors,
+                                                 maxlength=self.max_actors, dtype=tf.int64))
+    lag = tf.cast(self.agent.train_step_counter - versions, tf.float64)
+    self.data_lag.assign_add(tf.reduce_sum(lag))
+    self.data_items.assign_add(tf.size(lag, out_type=tf.int64))
 
-  def count_data(actor_ids, versions):
-    """Per-actor item counts and how many train steps behind the data's policy was."""
-    actor_items.assign_add(tf.math.bincount(actor_ids, minlength=max_actors,
-                                            maxlength=max_actors, dtype=tf.int64))
-    return tf.cast(agent.train_step_counter - versions, tf.float64)
+  def _untag(self, batch):
+    """A sampled (tagged experience, info) batch as the agent expects it, counted."""
+    experience, info = batch
+    traj, tags = wiring.split_tags(experience)
+    self._count_data(tags["actor_id"][:, 0], tags["policy_version"][:, 0])
+    return traj, info
 
-  # Seconds since the last row in the train calls (sampling, waits on the
-  # rate limiter included) and in pushing the policy variables.
-  timing = {"train_s": 0.0, "push_s": 0.0}
-  data_lag = tf.Variable(0.0, dtype=tf.float64)   # summed since the last row
-  data_items = tf.Variable(0, dtype=tf.int64)
-
-  if replay.on_policy:
-    train_on_episodes = on_policy_train_function(agent)
-  else:
-    def prepare(experience):
-      traj, tags = wiring.split_tags(experience)
-      lag = count_data(tags["actor_id"][:, 0], tags["policy_version"][:, 0])
-      data_lag.assign_add(tf.reduce_sum(lag))
-      data_items.assign_add(tf.size(lag, out_type=tf.int64))
-      return traj
-    train_on_samples = _off_policy_train_fn(agent, replay, exp.server, s["batch_size"],
-                                            s["train_steps_per_iteration"], prepare)
-
-  def read_fresh_episodes(n):
+  def _read_fresh_episodes(self, n):
     """The oldest n episodes at most max_policy_lag versions behind; older ones dropped."""
-    version = int(agent.train_step_counter.numpy())
+    version = int(self.agent.train_step_counter.numpy())
     fresh = []
     while len(fresh) < n:
       # A restarted server holds the checkpoint's older weights, and on-policy
       # actors wait for a version newer than the one they collected: only a
       # push from this learner gets them going again (with_server pushes).
-      with_server(link.check)
-      for episode in replay.read_episodes(client, 1):
+      self.with_server(self.link.check)
+      spec = wiring.tagged_data_spec(self.agent.collect_data_spec)
+      for episode in self.replay.read_episodes(self.server.client, 1, data_spec=spec):
         traj, tags = wiring.split_tags(episode)
-        if version - int(tags["policy_version"][0]) > max_policy_lag:
-          counters["stale_episodes"].assign_add(1)
+        if version - int(tags["policy_version"][0]) > self.max_policy_lag:
+          self.counters["stale_episodes"].assign_add(1)
           continue
-        lag = count_data(tags["actor_id"][:1], tags["policy_version"][:1])
-        data_lag.assign_add(tf.reduce_sum(lag))
-        data_items.assign_add(1)
+        self._count_data(tags["actor_id"][:1], tags["policy_version"][:1])
         fresh.append(traj)
-        counters["env_steps"].assign_add(int(np.sum(~traj.is_boundary())))
-    counters["episodes"].assign_add(n)
-    return replay.concatenate(fresh)
+        self.counters["env_steps"].assign_add(int(np.sum(~traj.is_boundary())))
+    self.counters["episodes"].assign_add(n)
+    return self.replay.concatenate(fresh)
 
-  start_wall = time.time() - float(wall.numpy())
-  last_row = None
-
-  def report(iteration):
-    nonlocal last_row
-    if not replay.on_policy:
-      # Transitions collected into the table so far (an item holds every env's window).
-      info = with_server(lambda: link.table_info(replay.table_name))
-      inserts = info.rate_limiter_info.insert_stats.completed
-      counters["env_steps"].assign(inserts * (1 if replay.prioritized else s["num_envs"]))
-    row = evaluation_row(exp.evaluator, logger, ("eval_return",), start_wall,
-                         iteration=iteration, env_steps=int(counters["env_steps"]),
-                         train_steps=int(agent.train_step_counter.numpy()),
-                         episodes=int(counters["episodes"]))
-    row["data_policy_lag"] = float(data_lag.numpy()) / max(1, int(data_items.numpy()))
-    row.update(timing)
-    timing.update(train_s=0.0, push_s=0.0)
-    data_lag.assign(0.0)
-    data_items.assign(0)
-    if replay.on_policy:
-      row["stale_episodes"] = int(counters["stale_episodes"])
-    for actor_id in np.flatnonzero(actor_items.numpy()):
-      row[f"items_from_actor_{actor_id}"] = int(actor_items[actor_id])
-    write_row(logger, row, exporter, iteration)
-    last_row = row
-
-  num_iterations = s["num_iterations"]
-  first = int(counters["iteration"]) + 1
-  if first == 1:
-    report(0)
-  for iteration in range(first, num_iterations + 1):
-    if replay.on_policy:
-      experience = read_fresh_episodes(s["collect_episodes_per_iteration"])
-      train_step = lambda: train_on_episodes(experience)  # pylint: disable=cell-var-from-loop
+  def run(self, num_iterations: int) -> loop.Advance:
+    assert num_iterations == 1
+    if self.replay.on_policy:
+      experience = self._read_fresh_episodes(self.config.collect_episodes_per_iteration)
+      train_step = lambda: self._train(experience)
     else:
-      train_step = train_on_samples
+      train_step = self._train
     faults.point("train")
     t0 = time.time()
     loss_info = train_step()
     loss = float(loss_info.loss)
     t1 = time.time()
-    if not math.isfinite(loss):
-      raise FloatingPointError(f"non-finite loss {loss} at iteration {iteration}; "
-                               f"last good checkpoint: {run_checkpoint.latest}")
-    with_server(lambda: variables.push())
-    timing["train_s"] += t1 - t0
-    timing["push_s"] += time.time() - t1
-    logger.store(loss=loss, **flatten_diagnostics(loss_info.extra))
-    if iteration % s["eval_interval"] == 0 or iteration == num_iterations:
-      report(iteration)
-    if iteration % s["checkpoint_interval"] == 0 or iteration == num_iterations:
-      counters["iteration"].assign(iteration)
-      wall.assign(time.time() - start_wall)
-      run_checkpoint.save(iteration)
-  return logger.finish(last_row)
+    # A non-finite loss stops the run (the loop's FiniteLoss) before actors get its weights.
+    if np.isfinite(loss):
+      self.with_server(self.variables.push)
+    self.timing["train_s"] += t1 - t0
+    self.timing["push_s"] += time.time() - t1
+    return loop.Advance(loss, flatten_diagnostics(loss_info.extra))
+
+  def counts(self) -> dict:
+    if not self.replay.on_policy:
+      # Transitions collected into the table so far (an item holds every env's window).
+      info = self.with_server(lambda: self.link.table_info(self.replay.table_name))
+      inserts = info.rate_limiter_info.insert_stats.completed
+      self.counters["env_steps"].assign(inserts * self.replay.envs_per_item(self.config.num_envs))
+    return dict(env_steps=int(self.counters["env_steps"]),
+                episodes=int(self.counters["episodes"]))
+
+  def row_extras(self) -> dict:
+    row = {"data_policy_lag": float(self.data_lag.numpy()) / max(1, int(self.data_items.numpy()))}
+    row.update(self.timing)
+    self.timing.update(train_s=0.0, push_s=0.0)
+    self.data_lag.assign(0.0)
+    self.data_items.assign(0)
+    if self.replay.on_policy:
+      row["stale_episodes"] = int(self.counters["stale_episodes"])
+    for actor_id in np.flatnonzero(self.actor_items.numpy()):
+      row[f"items_from_actor_{actor_id}"] = int(self.actor_items[actor_id])
+    return row
+
+  def before_checkpoint(self):
+    return None  # the server checkpoints its own tables
+
+  def close(self):
+    if self.variables is not None:
+      self.variables.close()
+    if self.server is not None:
+      self.server.close()

@@ -11,13 +11,14 @@ machines.
 import os
 import signal
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import gin
 
 from tfrl.distributed import wiring
 from tfrl.errors import ConfigError
 from tfrl.replay import ReplayServer
+from tfrl.train.settings import RunConfig
 
 
 class _Stop(Exception):
@@ -31,15 +32,15 @@ def _raise_stop(signum, frame):
 
 @gin.configurable(module="tfrl.distributed")
 def serve(port: int, checkpoint_dir: str, checkpoint_interval_s: float = 60.0,
-          log: Callable[[str], None] = print):
+          log: Callable[[str], None] = print, config: Optional[RunConfig] = None):
   """Serves until SIGTERM/SIGINT, checkpointing every `checkpoint_interval_s`
   and once more at shutdown. A checkpoint in `checkpoint_dir` is restored at
   start (tables, items, rate limiter counts and the last pushed variables)."""
   if not port or port <= 0:
     raise ConfigError("give the port to listen on explicitly: --port=N")
-  settings = wiring.train_settings()
-  agent = wiring.build_agent(settings)
-  tables = wiring.replay_tables(settings, agent) + [wiring.variable_table(agent)]
+  config = wiring.role_config(config)
+  agent = wiring.build_agent(config)
+  tables = wiring.replay_tables(config, agent) + [wiring.variable_table(agent)]
   os.makedirs(checkpoint_dir, exist_ok=True)
   try:
     server = ReplayServer(tables, port=port, checkpoint_dir=checkpoint_dir)

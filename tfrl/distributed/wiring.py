@@ -10,7 +10,6 @@ gives every blocking call on the server a bounded wait and tells a busy
 server from a dead or restarted one, so roles can rebuild their connection.
 """
 
-import inspect
 import math
 import time
 from typing import Callable, Dict, List, Optional
@@ -20,48 +19,40 @@ import numpy as np
 import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container as variable_container
-from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import trajectory as trajectory_lib
 
 from tfrl import envs
 from tfrl.errors import ConfigError
+from tfrl.train.settings import RunConfig
+from tfrl.train.sources import tensor_specs
 
 VARIABLE_TABLE = variable_container.DEFAULT_TABLE
 TAG_SPECS = {"actor_id": tf.TensorSpec([], tf.int32),
              "policy_version": tf.TensorSpec([], tf.int64)}
 
 
-def train_settings() -> Dict[str, object]:
-  """`tfrl.train.train`'s arguments as the gin files set them (defaults
-  filled in): one source of truth for every role."""
-  from tfrl.train.runner import train  # pylint: disable=import-outside-toplevel
-  settings = {name: p.default for name, p in inspect.signature(train).parameters.items()
-              if p.default is not inspect.Parameter.empty}
-  settings.update(gin.get_bindings("tfrl.train.train"))
-  missing = [n for n in ("env_id", "agent_fn", "replay") if settings.get(n) is gin.REQUIRED]
-  if missing:
-    raise ConfigError(f"the gin files bind no tfrl.train.train.{', '.join(missing)}")
-  # Bindings the single-process loop honours and these roles do not: refused
-  # rather than silently trained without.
-  for name, unsupported in (("reward_redistribution", lambda v: v is not None),
-                            ("compiled", bool)):
-    if unsupported(settings.get(name)):
+def role_config(config: Optional[RunConfig] = None) -> RunConfig:
+  """The run config every role shares (default: gin's `tfrl.train.train`
+  bindings), checked, with what only the single-process loop runs refused
+  rather than silently trained without."""
+  config = (config if config is not None else RunConfig()).check()
+  for name, unsupported in (("reward_redistribution", config.reward_redistribution is not None),
+                            ("compiled", config.compiled)):
+    if unsupported:
       raise ConfigError(f"tfrl.train.train.{name} is not supported by the distributed actors "
-                        f"and learner; run this config with scripts/train.py")
-  return settings
+                        f"and learner; run this config with scripts/train.py alone")
+  return config
 
 
-def build_agent(settings, env=None):
-  """The agent the gin files describe (specs taken from `env`, or a fresh one)."""
+def build_agent(config: RunConfig, env=None):
+  """The agent the config describes (specs taken from `env`, or a fresh one)."""
   if env is None:
-    envs.check_env_id(settings["env_id"])
-    env = envs.load(settings["env_id"], seed=settings["seed"])
+    env = envs.load(config.env_id, seed=config.seed)
     try:
-      return build_agent(settings, env)
+      return build_agent(config, env)
     finally:
       env.close()
-  return settings["agent_fn"](tensor_spec.from_spec(env.time_step_spec()),
-                              tensor_spec.from_spec(env.action_spec()))
+  return config.agent_fn(*tensor_specs(env))
 
 
 def tagged_data_spec(data_spec: trajectory_lib.Trajectory) -> trajectory_lib.Trajectory:
@@ -114,31 +105,30 @@ def samples_per_insert(settings, value: Optional[float] = None,
   `min_size`'s worth, at least 2 * max(1, ratio) (Reverb's floor).
   """
   if value is None:
-    value = (settings["train_steps_per_iteration"] * settings["batch_size"]
-             / settings["collect_steps_per_iteration"])
+    value = (settings.train_steps_per_iteration * settings.batch_size
+             / settings.collect_steps_per_iteration)
   if value <= 0:
     raise ConfigError(f"samples_per_insert must be > 0, got {value}")
   floor = 2 * max(1.0, value)
   if error_buffer is None:
-    min_items = settings["replay"].min_size / settings["num_envs"]
+    min_items = settings.replay.min_size / settings.num_envs
     error_buffer = max(floor, 0.1 * min_items * value)
   elif error_buffer < floor:
     raise ConfigError(f"error_buffer {error_buffer} < 2 * max(1, samples_per_insert) = {floor}")
   return float(value), float(error_buffer)
 
 
-def replay_tables(settings, agent) -> List[reverb.Table]:
+def replay_tables(settings: RunConfig, agent) -> List[reverb.Table]:
   """The replay table(s) of the agent's replay component, for tagged items;
-  off-policy tables rate-limited by `samples_per_insert`. Also prepares the
-  component to read them (it learns the data spec here)."""
-  replay = settings["replay"]
+  off-policy tables rate-limited by `samples_per_insert`."""
+  replay = settings.replay
   spec = tagged_data_spec(agent.collect_data_spec)
   if replay.on_policy:
     # Each episode is read at most once (max_times_sampled=1); the learner
     # drops stale ones, the FIFO drops the oldest when full.
-    return replay.tables(spec, settings["num_envs"])
+    return replay.tables(spec, settings.num_envs)
   value, error_buffer = samples_per_insert(settings)
-  return replay.tables(spec, settings["num_envs"], samples_per_insert=value,
+  return replay.tables(spec, settings.num_envs, samples_per_insert=value,
                        error_buffer=error_buffer)
 
 

@@ -4,11 +4,13 @@ An agent's gin file picks one:
   * `EpisodeReplay` (on-policy): whole episodes, each read exactly once, then gone.
   * `TransitionReplay` (off-policy): fixed-length sequences sampled uniformly
     or by priority, as a tf.data pipeline.
-Both are built from the agent's `collect_data_spec` and know nothing of the
+Both are settings only: tables, adder and dataset are functions of (the
+agent's `collect_data_spec`, the number of envs, these settings), callable in
+any order, in any process, with the same result. They know nothing of the
 agent itself.
 """
 
-from typing import Callable, List, Optional
+from typing import Annotated, Callable, List, Optional
 
 import gin
 import numpy as np
@@ -19,6 +21,7 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory as trajectory_lib
 
+from tfrl.checks import Count, Fraction, NonNegativeFloat, Range, checked_arguments
 from tfrl.replay.adders import BatchSequenceAdder, EpisodeAdder, SequenceAdder
 
 
@@ -28,14 +31,13 @@ class EpisodeReplay:
 
   on_policy = True
 
-  def __init__(self, capacity: int = 1000, table_name: str = "episodes"):
+  @checked_arguments("tfrl.replay.EpisodeReplay")
+  def __init__(self, capacity: Count = 1000, table_name: str = "episodes"):
     self.capacity = capacity
     self.table_name = table_name
-    self._data_spec = None
 
   def tables(self, data_spec, num_envs: int = 1) -> List[reverb.Table]:
     del num_envs  # one item per episode, whichever env it came from
-    self._data_spec = data_spec
     # Each item holds one episode; its tensors gain a leading time axis of any length.
     signature = tensor_spec.add_outer_dim(data_spec, None)
     return [reverb.Table(
@@ -50,14 +52,16 @@ class EpisodeReplay:
   def adder(self, client: reverb.Client, num_envs: int) -> EpisodeAdder:
     return EpisodeAdder(client, self.table_name, num_envs)
 
-  def read_episodes(self, client: reverb.Client, num_episodes: int) -> List[trajectory_lib.Trajectory]:
-    """Takes the oldest `num_episodes` episodes out of the table, as numpy."""
+  def read_episodes(self, client: reverb.Client, num_episodes: int, *,
+                    data_spec) -> List[trajectory_lib.Trajectory]:
+    """Takes the oldest `num_episodes` episodes out of the table, as numpy
+    nests shaped like `data_spec` (the spec the tables were built from)."""
     episodes = []
     for sample in client.sample(self.table_name, num_samples=num_episodes):
-      episodes.append(tree.unflatten_as(self._data_spec, sample[0].data))
+      episodes.append(tree.unflatten_as(data_spec, sample[0].data))
     return episodes
 
-  def experience(self, client: reverb.Client, num_episodes: int,
+  def experience(self, client: reverb.Client, num_episodes: int, *, data_spec,
                  transform: Optional[Callable] = None) -> trajectory_lib.Trajectory:
     """Reads episodes and lays them end to end as one batch row: [1, sum(T), ...].
 
@@ -66,7 +70,7 @@ class EpisodeReplay:
     `transform` (list of episodes -> list of episodes, e.g. RUDDER's reward
     redistribution) rewrites them first.
     """
-    episodes = self.read_episodes(client, num_episodes)
+    episodes = self.read_episodes(client, num_episodes, data_spec=data_spec)
     if transform is not None:
       episodes = transform(episodes)
     return self.concatenate(episodes)
@@ -99,13 +103,14 @@ class TransitionReplay:
 
   on_policy = False
 
+  @checked_arguments("tfrl.replay.TransitionReplay")
   def __init__(self,
-               capacity: int = 100_000,
-               sequence_length: int = 2,
-               min_size: int = 1000,
+               capacity: Count = 100_000,
+               sequence_length: Annotated[int, Range(low=2)] = 2,
+               min_size: Count = 1000,
                prioritized: bool = False,
-               priority_exponent: float = 0.6,
-               importance_exponent: float = 0.4,
+               priority_exponent: NonNegativeFloat = 0.6,
+               importance_exponent: Fraction = 0.4,
                table_name: str = "transitions"):
     self.capacity = capacity
     self.sequence_length = sequence_length
@@ -115,7 +120,10 @@ class TransitionReplay:
     self.importance_exponent = importance_exponent
     self.max_priority = 1.0
     self.table_name = table_name
-    self._envs_per_item = 1
+
+  def envs_per_item(self, num_envs: int) -> int:
+    """Uniform replay writes one item per batch step holding every env's window."""
+    return 1 if self.prioritized else num_envs
 
   def tables(self, data_spec, num_envs: int = 1,
              samples_per_insert: Optional[float] = None,
@@ -123,13 +131,10 @@ class TransitionReplay:
     """`samples_per_insert` given: sampling and inserting are held to that
     ratio of items (Reverb's SampleToInsertRatio, within `error_buffer`
     samples) instead of sampling freely once `min_size` is reached."""
-    spec = data_spec
-    if not self.prioritized:
-      self._envs_per_item = num_envs
-      spec = tensor_spec.add_outer_dim(data_spec, num_envs)
+    spec = data_spec if self.prioritized else tensor_spec.add_outer_dim(data_spec, num_envs)
     sampler = (reverb.selectors.Prioritized(self.priority_exponent) if self.prioritized
                else reverb.selectors.Uniform())
-    per_item = self._envs_per_item
+    per_item = self.envs_per_item(num_envs)
     min_items = max(1, -(-self.min_size // per_item))
     rate_limiter = (reverb.rate_limiters.MinSize(min_items) if samples_per_insert is None else
                     reverb.rate_limiters.SampleToInsertRatio(samples_per_insert, min_items,
@@ -146,19 +151,18 @@ class TransitionReplay:
     if self.prioritized:
       return SequenceAdder(client, self.table_name, num_envs, self.sequence_length,
                            priority_fn=lambda: self.max_priority)
-    if num_envs != self._envs_per_item:
-      raise ValueError(f"tables() was built for {self._envs_per_item} envs, not {num_envs}")
     return BatchSequenceAdder(client, self.table_name, self.sequence_length)
 
-  def dataset(self, address: str, batch_size: int) -> tf.data.Dataset:
-    """Batches of (Trajectory [B, L, ...], reverb.SampleInfo) sampled from the table."""
+  def dataset(self, address: str, batch_size: int, num_envs: int = 1) -> tf.data.Dataset:
+    """Batches of (Trajectory [B, L, ...], reverb.SampleInfo) sampled from
+    the table built for `num_envs` envs."""
+    n = self.envs_per_item(num_envs)
     ds = reverb.TrajectoryDataset.from_table_signature(
         server_address=address, table=self.table_name,
-        max_in_flight_samples_per_worker=max(2, 2 * batch_size // self._envs_per_item))
+        max_in_flight_samples_per_worker=max(2, 2 * batch_size // n))
     if self.prioritized:
       ds = ds.map(lambda sample: (sample.data, sample.info))
     else:
-      n = self._envs_per_item
       # [L, envs, ...] items -> one element per env window, invalid ones dropped,
       # shuffled across a few items so a batch is not one time step of every env.
       ds = ds.map(lambda sample: (

@@ -1,4 +1,8 @@
-"""Training: the loop, evaluation and the run directory (config, progress, checkpoints)."""
+"""Training: the run config, the one loop and its step sources, evaluation, the run directory."""
 
 from tfrl.train.evaluation import EvalResult, Evaluator
-from tfrl.train.runner import on_policy_train_function, train
+from tfrl.train.loop import (Advance, Checkpoint, Evaluate, ExportPolicy, FiniteLoss, Hook, Run,
+                             StopAtReturn, run_loop)
+from tfrl.train.runner import train
+from tfrl.train.settings import RunConfig, run_config
+from tfrl.train.sources import on_policy_train_function, off_policy_train_function

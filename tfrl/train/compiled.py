@@ -8,8 +8,9 @@ variables (`tfrl.agents.dqn.InGraphDqn`), and `CompiledLoop.run` one
 `tf.function(jit_compile=True)` holding the iterations' while loop, so no
 step goes back to Python. Python only runs between evaluations: the run
 directory, progress.csv, checkpoints, evaluation on the gymnasium
-environment and policy export are the regular runner's
-(`tfrl.train.runner`). Selected by `tfrl.train.train.compiled = True`.
+environment and policy export are the one train loop's (`tfrl.train.loop`),
+with `CompiledSource` as its step source. Selected by
+`tfrl.train.train.compiled = True`.
 
 Another off-policy agent joins by giving an in-graph learner like
 `InGraphDqn` (`transition_spec`, `build`, `act`, `random_act`,
@@ -18,9 +19,7 @@ Another off-policy agent joins by giving an in-graph learner like
 registering it in `LEARNERS`.
 """
 
-import math
 import os
-import time
 
 import gin
 import numpy as np
@@ -31,8 +30,7 @@ from tfrl.agents.dqn import InGraphDqn
 from tfrl.envs import tf_envs
 from tfrl.errors import ConfigError
 from tfrl.replay.in_graph import InGraphReplay
-from tfrl.train import runner
-from tfrl.train.checkpoints import PolicyExport
+from tfrl.train import loop, sources
 
 # Which in-graph learner drives which tf-agents agent.
 LEARNERS = {dqn_agent.DqnAgent: InGraphDqn}
@@ -214,43 +212,83 @@ class CompiledLoop(tf.Module):
 
 
 @gin.configurable(module="tfrl.train")
-def train_compiled(root_dir: str, env_id: str, agent_fn, replay, seed: int, num_envs: int,
-                   num_iterations: int, collect_steps_per_iteration: int,
-                   initial_collect_steps: int, random_initial_collect: bool,
-                   train_steps_per_iteration: int, batch_size: int, eval_interval: int,
-                   num_eval_episodes: int, eval_num_envs: int, checkpoint_interval: int,
-                   export_policy: bool, log=print,
-                   jit_compile: bool = True, xla_cpu_runtime: bool = True,
-                   rng: str = "stateless") -> dict:
-  """`tfrl.train.train`'s off-policy loop, compiled; called by it with its
-  own arguments when `tfrl.train.train.compiled = True`. The replay
-  capacity is `replay.capacity`; an iteration is
-  ceil(collect_steps_per_iteration / num_envs) batched env steps then
-  `train_steps_per_iteration` updates, as in the regular loop.
-  `jit_compile`: XLA (True) or a plain tf.function graph.
-  `xla_cpu_runtime`: XLA's newer CPU runtime (see `use_xla_cpu_runtime`)."""
-  if replay.on_policy:
-    raise ConfigError("the compiled loop is for off-policy agents (replay = TransitionReplay)")
+def train_compiled(root_dir: str, config, hooks=(), log=print, jit_compile: bool = True,
+                   xla_cpu_runtime: bool = True, rng: str = "stateless") -> dict:
+  """The off-policy loop of `config` compiled (`tfrl.train.train.compiled =
+  True`), through the one train loop. The replay capacity is
+  `replay.capacity`; an iteration is ceil(collect_steps_per_iteration /
+  num_envs) batched env steps then `train_steps_per_iteration` updates, as
+  in the regular loop. `jit_compile`: XLA (True) or a plain tf.function
+  graph. `xla_cpu_runtime`: XLA's newer CPU runtime (see `use_xla_cpu_runtime`)."""
   if jit_compile and xla_cpu_runtime:
     use_xla_cpu_runtime()
-  exp = runner.Experiment(env_id, agent_fn, replay, seed, num_envs=1,
-                          num_eval_episodes=num_eval_episodes, eval_num_envs=eval_num_envs,
-                          replay_server_address=None)
+  # The gymnasium env gives the agent's specs; collection runs on its TF twin.
+  parts = sources.build_parts(config, num_envs=1)
   try:
-    loop = CompiledLoop(tf_envs.make(env_id), in_graph_learner(exp.agent), num_envs,
-                        replay.capacity, batch_size, seed,
-                        steps_per_iteration=-(-collect_steps_per_iteration // num_envs),
-                        train_steps_per_iteration=train_steps_per_iteration,
-                        jit_compile=jit_compile, rng=rng)
-    return _run(exp, loop, root_dir, num_iterations, initial_collect_steps,
-                random_initial_collect, eval_interval, checkpoint_interval, export_policy, log)
+    compiled_loop = CompiledLoop(
+        tf_envs.make(config.env_id), in_graph_learner(parts.agent), config.num_envs,
+        config.replay.capacity, config.batch_size, config.seed,
+        steps_per_iteration=-(-config.collect_steps_per_iteration // config.num_envs),
+        train_steps_per_iteration=config.train_steps_per_iteration,
+        jit_compile=jit_compile, rng=rng)
+    source = CompiledSource(config, compiled_loop)
+    return loop.run_loop(root_dir, config, parts.agent, parts.evaluator, source, hooks, log,
+                         mode="compiled loop")
   except tf.errors.InternalError as error:
     if "XLA Runtime" not in str(error):
       raise
     raise ConfigError("XLA's CPU runtime could not compile the loop; set "
                       "tfrl.train.train_compiled.xla_cpu_runtime = False") from None
   finally:
-    exp.close()
+    parts.close()
+
+
+class CompiledSource:
+  """The compiled loop as the train loop's step source: `run(n)` is one
+  call of the compiled function for all n iterations (up to the next hook
+  due); the loop's variables (env state, replay, counters) are checkpointed."""
+  max_iterations_per_call = None
+
+  def __init__(self, config, compiled_loop: CompiledLoop):
+    self.config, self.loop = config, compiled_loop
+    self._run = None
+
+  def checkpointed(self) -> dict:
+    return dict(compiled_loop=self.loop)
+
+  def start(self, run):
+    self._run = run
+
+  def prefill(self):
+    """The initial collection (a plain graph, not XLA: it runs once)."""
+    missing = self.config.initial_collect_steps - int(self.loop.env_steps.numpy())
+    if missing > 0:
+      self.loop.collect(tf.constant(-(-missing // self.loop.num_envs), tf.int64),
+                        bool(self.config.random_initial_collect))
+    self._store_finished_episodes()
+
+  def run(self, num_iterations: int) -> loop.Advance:
+    mean_loss = float(self.loop.run(tf.constant(num_iterations, tf.int64)))
+    self._store_finished_episodes()
+    return loop.Advance(mean_loss if self.loop.train_steps_per_iteration else None)
+
+  def _store_finished_episodes(self):
+    returns, lengths = self.loop.take_finished_episodes()
+    if len(returns):
+      self._run.logger.store(train_return=returns, train_length=lengths)
+
+  def counts(self) -> dict:
+    return dict(env_steps=int(self.loop.env_steps.numpy()),
+                episodes=int(self.loop.episodes.numpy()))
+
+  def row_extras(self) -> dict:
+    return {}
+
+  def before_checkpoint(self):
+    return None  # the replay is part of the loop's variables
+
+  def close(self):
+    pass
 
 
 XLA_CPU_RUNTIME_FLAG = "--xla_cpu_use_xla_runtime=true"
@@ -267,63 +305,3 @@ def use_xla_cpu_runtime():
   flags = os.environ.get("XLA_FLAGS", "")
   if "xla_cpu_use_xla_runtime" not in flags:
     os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_RUNTIME_FLAG}".strip()
-
-
-def _run(exp, loop, root_dir, num_iterations, initial_collect_steps, random_initial_collect,
-         eval_interval, checkpoint_interval, export_policy, log):
-  agent = exp.agent
-  iteration_counter = tf.Variable(0, dtype=tf.int64, name="iteration")
-  wall = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
-  run_checkpoint = runner.open_run_dir(root_dir, agent, dict(iteration=iteration_counter,
-                                                             wall_s=wall, compiled_loop=loop))
-  log(f"run directory: {root_dir} (compiled loop)")
-  if run_checkpoint.latest:
-    log(f"resumed from {run_checkpoint.latest} at iteration {int(iteration_counter)}")
-  logger = runner.run_logger(root_dir, runner.PROGRESS_COLUMNS, run_checkpoint,
-                             int(iteration_counter), log)
-  exporter = PolicyExport(root_dir, exp.evaluator.policy, agent.train_step_counter) \
-      if export_policy else None
-  start_wall = time.time() - float(wall.numpy())
-  last_row = None
-
-  def store_finished_episodes():
-    returns, lengths = loop.take_finished_episodes()
-    if len(returns):
-      logger.store(train_return=returns, train_length=lengths)
-
-  def report(iteration):
-    nonlocal last_row
-    store_finished_episodes()
-    last_row = runner.evaluation_row(exp.evaluator, logger, ("eval_return", "train_return"),
-                                     start_wall, iteration=iteration,
-                                     env_steps=int(loop.env_steps.numpy()),
-                                     train_steps=int(agent.train_step_counter.numpy()),
-                                     episodes=int(loop.episodes.numpy()))
-    runner.write_row(logger, last_row, exporter, iteration)
-
-  as_int = lambda n: tf.constant(n, tf.int64)
-  if loop.env_steps.numpy() < initial_collect_steps:
-    missing = initial_collect_steps - int(loop.env_steps.numpy())
-    loop.collect(as_int(-(-missing // loop.num_envs)), bool(random_initial_collect))
-  iteration = int(iteration_counter.numpy())
-  if iteration == 0:
-    report(0)
-  while iteration < num_iterations:
-    # Run compiled up to the next evaluation or checkpoint.
-    stop = min(num_iterations, (iteration // eval_interval + 1) * eval_interval,
-               (iteration // checkpoint_interval + 1) * checkpoint_interval)
-    loss = float(loop.run(as_int(stop - iteration)))
-    iteration = stop
-    diverged = f"at iteration {iteration}; last good checkpoint: {run_checkpoint.latest}"
-    if not math.isfinite(loss):
-      raise FloatingPointError(f"non-finite loss {loss} {diverged}")
-    if loop.train_steps_per_iteration:
-      logger.store(loss=loss)
-    if iteration % eval_interval == 0 or iteration == num_iterations:
-      report(iteration)
-    if iteration % checkpoint_interval == 0 or iteration == num_iterations:
-      runner.check_finite_parameters(agent, diverged)
-      iteration_counter.assign(iteration)
-      wall.assign(time.time() - start_wall)
-      run_checkpoint.save(iteration)
-  return logger.finish(last_row)

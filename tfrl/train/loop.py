@@ -1,0 +1,297 @@
+"""The one train loop: a step source advanced iteration by iteration, hooks around it.
+
+Every mode runs through `run_loop`: it opens the run directory (restoring
+the latest checkpoint before anything is written), keeps the iteration
+counter and the wall clock, and after each advance of the *step source*
+calls the hooks that are due. What differs between modes is the source:
+
+  * `tfrl.train.sources.EpisodeSource` — on-policy: whole episodes per iteration,
+  * `tfrl.train.sources.SampleSource` — off-policy: collect steps, train on samples,
+  * `tfrl.train.compiled.CompiledSource` — the off-policy loop in one XLA graph,
+  * `tfrl.distributed.learner.LearnerSource` — samples from actors via a server.
+
+A source provides `checkpointed()` (trackables, created at construction),
+`start(run)` (servers, replay restore: before progress.csv is touched),
+`prefill()` (e.g. the initial collection), `run(num_iterations) -> Advance`, `counts()` (env_steps,
+episodes), `row_extras()`, `before_checkpoint()` (returns the embedded
+replay server whose tables go into the checkpoint, or None) and `close()`;
+`max_iterations_per_call` says how many iterations one `run` may do.
+
+Hooks (`Hook`: `interval`, `begin`, `after`, `end`) do the rest:
+`FiniteLoss`, `Evaluate` (a progress row), `ExportPolicy`, `Checkpoint`
+are the defaults; pass more to `train(hooks=...)`, e.g. `StopAtReturn`.
+"""
+
+import math
+import os
+import time
+from typing import Callable, Dict, NamedTuple, Optional, Sequence
+
+import gin
+import numpy as np
+import tensorflow as tf
+import tqdm
+
+from tfrl.train import faults
+from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
+from tfrl.train.logger import EpochLogger
+from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
+
+# The first columns of progress.csv; the evaluation's and training
+# episodes' spread and the agent's diagnostics (policy_loss, approx_kl,
+# entropy, ...: whatever its LossInfo.extra holds) follow.
+PROGRESS_COLUMNS = ["iteration", "env_steps", "train_steps", "episodes", "avg_return",
+                    "train_return", "loss", "wall_s"]
+
+
+class Advance(NamedTuple):
+  """What one `source.run(n)` did: the loss to check and log (None: no
+  update happened) and diagnostics averaged into the next row."""
+  loss: Optional[float]
+  diagnostics: Dict[str, float] = {}
+
+
+class Run:
+  """The loop's state, as hooks see it."""
+
+  def __init__(self, root_dir, config, agent, source, checkpoint: RunCheckpoint,
+               iteration_var: tf.Variable, wall_var: tf.Variable, log):
+    self.root_dir, self.config, self.agent, self.source = root_dir, config, agent, source
+    self.checkpoint = checkpoint
+    self.log = log
+    self.logger: Optional[EpochLogger] = None
+    self.iteration = int(iteration_var.numpy())
+    self.resumed = checkpoint.latest is not None
+    self.last_row: Optional[dict] = None
+    self.start_wall = time.time() - float(wall_var.numpy())
+    self._iteration_var, self._wall_var = iteration_var, wall_var
+    self._stop_requested = False
+
+  @property
+  def num_iterations(self) -> int:
+    return self.config.num_iterations
+
+  @property
+  def is_last(self) -> bool:
+    """The loop ends after this iteration (budget reached or a stop requested)."""
+    return self.iteration >= self.num_iterations or self._stop_requested
+
+  def request_stop(self, reason: str):
+    """Ends the run after this iteration's hooks (checkpoint included)."""
+    if not self._stop_requested:
+      self.log(f"stopping at iteration {self.iteration}: {reason}")
+    self._stop_requested = True
+
+  def wall_s(self) -> float:
+    return time.time() - self.start_wall
+
+  def counts(self) -> dict:
+    """The progress row's counters."""
+    source_counts = self.source.counts()
+    return dict(iteration=self.iteration, env_steps=source_counts["env_steps"],
+                train_steps=int(self.agent.train_step_counter.numpy()),
+                episodes=source_counts["episodes"])
+
+  def diverged(self) -> str:
+    return f"at iteration {self.iteration}; last good checkpoint: {self.checkpoint.latest}"
+
+  def save_checkpoint(self):
+    """Checks the parameters, then saves agent, counters, the source's state
+    and (if it has one to persist) the replay tables."""
+    check_finite_parameters(self.agent, self.diverged())
+    replay_server = self.source.before_checkpoint()
+    self._iteration_var.assign(self.iteration)
+    self._wall_var.assign(self.wall_s())
+    self.checkpoint.save(self.iteration, replay_server)
+
+
+class Hook:
+  """Something the loop does between iterations. `after` runs when the
+  iteration is a multiple of `interval` (None: after every advance of the
+  source) and at the last iteration; `begin` once before the first
+  iteration of this process (after a resume too), `end` once after the last."""
+  interval: Optional[int] = None
+
+  def begin(self, run: Run):
+    pass
+
+  def after(self, run: Run, advance: Advance):
+    pass
+
+  def end(self, run: Run):
+    pass
+
+  def due(self, run: Run) -> bool:
+    return self.interval is None or run.iteration % self.interval == 0 or run.is_last
+
+
+class FiniteLoss(Hook):
+  """Stops the run with a one-line FloatingPointError on a non-finite loss."""
+
+  def after(self, run, advance):
+    if advance.loss is not None and not math.isfinite(advance.loss):
+      raise FloatingPointError(f"non-finite loss {advance.loss} {run.diverged()}")
+
+
+class Evaluate(Hook):
+  """A progress row per `interval` iterations (and one at iteration 0):
+  the counters, `evaluator()`'s returns and what was stored since."""
+
+  def __init__(self, evaluator, interval: int):
+    self.evaluator, self.interval = evaluator, interval
+
+  def begin(self, run):
+    if run.iteration == 0:
+      self.after(run, None)
+
+  def after(self, run, advance):
+    row = evaluation_row(self.evaluator, run.logger, ("eval_return", "train_return"),
+                         run.start_wall, **run.counts())
+    row.update(run.source.row_extras())
+    run.logger.write(row, step=row["env_steps"])
+    run.last_row = row
+
+
+class ExportPolicy(Hook):
+  """The greedy policy as a SavedModel and its variables at every `interval`."""
+
+  def __init__(self, root_dir: str, policy, train_step: tf.Variable, interval: int):
+    self.exporter = PolicyExport(root_dir, policy, train_step)
+    self.interval = interval
+
+  def begin(self, run):
+    if run.iteration == 0:
+      self.after(run, None)
+
+  def after(self, run, advance):
+    self.exporter.save(run.iteration)
+
+
+class Checkpoint(Hook):
+
+  def __init__(self, interval: int):
+    self.interval = interval
+
+  def after(self, run, advance):
+    faults.point("progress")
+    run.save_checkpoint()
+
+
+@gin.configurable(module="tfrl.train")
+class StopAtReturn(Hook):
+  """Ends the run at the first progress row whose avg_return reaches `target`."""
+
+  def __init__(self, target: float):
+    self.target = target
+
+  def after(self, run, advance):
+    row = run.last_row
+    if row is not None and row["iteration"] == run.iteration and row["avg_return"] >= self.target:
+      run.request_stop(f"avg_return {row['avg_return']:.4g} >= {self.target:g}")
+
+
+def default_hooks(config, evaluator, agent, root_dir: str):
+  hooks = [FiniteLoss(), Evaluate(evaluator, config.eval_interval)]
+  if config.export_policy:
+    hooks.append(ExportPolicy(root_dir, evaluator.policy, agent.train_step_counter,
+                              config.eval_interval))
+  return hooks
+
+
+def run_loop(root_dir: str, config, agent, evaluator, source, hooks: Sequence[Hook] = (),
+             log: Callable[[str], None] = print, mode: str = "") -> dict:
+  """Trains `agent` with `source` until `config.num_iterations`; returns
+  the last progress row. `hooks` run after the default ones (finite loss,
+  evaluation, export) and before the checkpoint."""
+  iteration_var = tf.Variable(0, dtype=tf.int64, name="iteration")
+  wall_var = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
+  checkpoint = open_run_dir(root_dir, agent, dict(iteration=iteration_var, wall_s=wall_var,
+                                                  **source.checkpointed()))
+  log(f"run directory: {root_dir}{f' ({mode})' if mode else ''}")
+  run = Run(root_dir, config, agent, source, checkpoint, iteration_var, wall_var, log)
+  if run.resumed:
+    log(f"resumed from {checkpoint.latest} at iteration {run.iteration}")
+  source.start(run)
+  run.logger = run_logger(root_dir, PROGRESS_COLUMNS, checkpoint, run.iteration, log)
+  source.prefill()
+  hooks = default_hooks(config, evaluator, agent, root_dir) + list(hooks) + [
+      Checkpoint(config.checkpoint_interval)]
+  for hook in hooks:
+    hook.begin(run)
+  intervals = [h.interval for h in hooks if h.interval is not None]
+  bar = tqdm.tqdm(initial=run.iteration, total=run.num_iterations, desc="train", disable=None,
+                  leave=False)
+  with bar:
+    while not run.is_last:
+      # As many iterations as the source takes at once, up to the next hook due.
+      stop = min([run.num_iterations] + [(run.iteration // i + 1) * i for i in intervals])
+      count = stop - run.iteration
+      if source.max_iterations_per_call is not None:
+        count = min(count, source.max_iterations_per_call)
+      try:
+        advance = source.run(count)
+      except tf.errors.InvalidArgumentError as e:
+        if "nan" not in str(e).lower():
+          raise
+        # Agents with check_numerics (tf-agents') stop inside the graph.
+        run.iteration += count
+        raise FloatingPointError(f"non-finite values in training {run.diverged()}") from None
+      run.iteration += count
+      bar.update(count)
+      if advance.loss is not None:
+        run.logger.store(loss=advance.loss, **advance.diagnostics)
+      for hook in hooks:
+        if hook.due(run):
+          hook.after(run, advance)
+  for hook in hooks:
+    hook.end(run)
+  return run.logger.finish(run.last_row)
+
+
+def check_finite_parameters(agent, diverged: str):
+  if not all(np.all(np.isfinite(v.numpy())) for v in agent.variables):
+    raise FloatingPointError(f"non-finite parameters {diverged}")
+
+
+def resume_seed(seed: int, iteration: int) -> int:
+  """The seed of a run resumed at `iteration` (fits numpy's 32 bits)."""
+  return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0])
+
+
+def open_run_dir(root_dir: str, agent, tracked: dict) -> RunCheckpoint:
+  """Opens a run directory for training: refuses one written with another
+  config, restores the latest checkpoint of `agent` and `tracked` (counters,
+  loop state) before anything is written — a damaged checkpoint stops the
+  run with the directory as it was — and writes config.gin for a new run."""
+  config = gin.operative_config_str()
+  resuming = check_run_dir(root_dir, config)
+  run_checkpoint = RunCheckpoint(root_dir, agent, tracked)
+  if run_checkpoint.latest:
+    run_checkpoint.restore()
+  os.makedirs(root_dir, exist_ok=True)
+  if not resuming:
+    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+  return run_checkpoint
+
+
+def run_logger(root_dir: str, columns, run_checkpoint: RunCheckpoint, iteration: int,
+               log) -> EpochLogger:
+  """The run's EpochLogger: progress.csv (rows newer than the restored
+  checkpoint's `iteration` are dropped, to be redone; with no checkpoint,
+  all are), TensorBoard and the console."""
+  progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), columns)
+  progress.truncate_after(iteration if run_checkpoint.latest else -1)
+  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
+  return EpochLogger(progress, summary_writer, console=log)
+
+
+def evaluation_row(evaluator, logger: EpochLogger, stats, start_wall: float, **counts) -> dict:
+  """Evaluates, then the iteration's progress row: `counts`, the logger's
+  averages (`stats` with their spread), `avg_return` (the evaluation's mean)
+  and `wall_s`."""
+  result = evaluator()
+  logger.store(eval_return=result.returns, eval_length=result.lengths)
+  row = logger.row(stats=stats, **counts)
+  row["avg_return"] = row.pop("eval_return")
+  row["wall_s"] = time.time() - start_wall
+  return row

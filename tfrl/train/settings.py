@@ -1,0 +1,110 @@
+"""A run's settings: one frozen, checked object built from gin once.
+
+`RunConfig` is the gin configurable `tfrl.train.train` (so gin files bind
+`tfrl.train.train.num_iterations = 50` as always); every mode — on-policy,
+off-policy, compiled, the distributed roles — receives the same object and
+reads nothing from gin afterwards. `check()` refuses wrong types, ranges,
+environments and impossible combinations with one ConfigError line, before
+anything is written or any server starts.
+"""
+
+import dataclasses
+import typing
+from typing import Any, Callable, Optional
+
+import gin
+
+from tfrl import envs
+from tfrl.envs import tf_envs
+from tfrl.checks import Count, NonNegativeInt, check_value
+from tfrl.errors import ConfigError
+
+
+@gin.configurable("train", module="tfrl.train")
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """What to train, on what, for how long.
+
+  On-policy agents (replay = EpisodeReplay) collect
+  `collect_episodes_per_iteration` whole episodes per iteration; off-policy
+  agents (TransitionReplay) first `initial_collect_steps` (uniform random
+  actions unless `random_initial_collect=False`), then per iteration
+  `collect_steps_per_iteration` steps and `train_steps_per_iteration`
+  updates on batches of `batch_size`. Every `eval_interval` iterations a
+  progress row (greedy `num_eval_episodes`-episode evaluation) and, with
+  `export_policy`, the policy's variables; every `checkpoint_interval` a
+  checkpoint. `reward_redistribution` (on-policy): a factory
+  `fn(time_step_spec, action_spec)` of a callable rewriting each iteration's
+  episodes (`@tfrl.rudder.RewardRedistribution`). `compiled`: the whole
+  off-policy loop as one XLA graph (`tfrl.train.compiled`).
+  `replay_server_address`: an external Reverb server ("host:port"): the
+  process becomes the distributed learner (`tfrl.distributed.learn`).
+  """
+  env_id: str = gin.REQUIRED
+  agent_fn: Callable = gin.REQUIRED
+  replay: Any = gin.REQUIRED
+  seed: NonNegativeInt = 0
+  num_envs: Count = 1
+  num_iterations: Count = 250
+  collect_episodes_per_iteration: Count = 2
+  collect_steps_per_iteration: Count = 1
+  initial_collect_steps: NonNegativeInt = 1000
+  random_initial_collect: bool = True
+  train_steps_per_iteration: Count = 1
+  batch_size: Count = 64
+  eval_interval: Count = 50
+  num_eval_episodes: Count = 10
+  eval_num_envs: Count = 1
+  checkpoint_interval: Count = 50
+  export_policy: bool = True
+  replay_server_address: Optional[str] = None
+  reward_redistribution: Optional[Callable] = None
+  compiled: bool = False
+
+  def __post_init__(self):
+    hints = typing.get_type_hints(type(self), include_extras=True)
+    for field in dataclasses.fields(self):
+      check_value(f"tfrl.train.train.{field.name}", getattr(self, field.name), hints[field.name])
+    for name in ("agent_fn", "reward_redistribution"):
+      value = getattr(self, name)
+      if value is not None and not callable(value):
+        raise ConfigError(f"tfrl.train.train.{name} = {value!r}: must be a factory "
+                          f"(e.g. @tfrl.agents.ppo)")
+    if not hasattr(self.replay, "on_policy"):
+      raise ConfigError(f"tfrl.train.train.replay = {self.replay!r}: must be a replay component "
+                        "(@tfrl.replay.EpisodeReplay() or @tfrl.replay.TransitionReplay())")
+
+  @property
+  def on_policy(self) -> bool:
+    return self.replay.on_policy
+
+  @property
+  def distributed(self) -> bool:
+    return self.replay_server_address is not None
+
+  def check(self) -> "RunConfig":
+    """Refuses what no mode can run; returns self. Writes nothing."""
+    envs.check_env_id(self.env_id)
+    if self.on_policy and self.collect_episodes_per_iteration > self.replay.capacity:
+      raise ConfigError(f"replay capacity {self.replay.capacity} < "
+                        f"collect_episodes_per_iteration {self.collect_episodes_per_iteration}: "
+                        "episodes would be dropped")
+    if self.reward_redistribution is not None and not self.on_policy:
+      raise ConfigError("reward_redistribution rewrites whole episodes: it needs on-policy "
+                        "replay (EpisodeReplay)")
+    if self.compiled:
+      if self.on_policy:
+        raise ConfigError("the compiled loop is for off-policy agents (replay = "
+                          "TransitionReplay)")
+      if self.reward_redistribution is not None:
+        raise ConfigError("the compiled loop does not run reward_redistribution")
+      tf_envs.make(self.env_id)  # a TF-native twin exists
+    if not self.on_policy and getattr(self.replay, "min_size", 0) > self.replay.capacity:
+      raise ConfigError(f"replay min_size {self.replay.min_size} > capacity "
+                        f"{self.replay.capacity}: sampling would never start")
+    return self
+
+
+def run_config(**overrides) -> RunConfig:
+  """The RunConfig gin's bindings describe, with `overrides` on top, checked."""
+  return RunConfig(**overrides).check()
