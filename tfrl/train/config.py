@@ -44,6 +44,23 @@ def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None
     raise ConfigError(one_line_gin_error(e)) from None
   finally:
     root_logger.setLevel(level)
+  undefined = undefined_macros()
+  if undefined:
+    gin.clear_config()
+    raise ConfigError(f"undefined gin macro(s): {', '.join('%' + m for m in undefined)} "
+                      "(define them, e.g. NAME = 3, in a gin file or --gin_bindings)")
+
+
+def undefined_macros():
+  """Macros the parsed config references (`%NAME`) but never defines."""
+  referenced = sorted(set(re.findall(r"%([A-Za-z_][\w./]*)", gin.config_str())))
+  undefined = []
+  for name in referenced:
+    try:
+      gin.query_parameter(f"%{name}")
+    except ValueError:
+      undefined.append(name)
+  return undefined
 
 
 def one_line_gin_error(e: BaseException) -> str:
