@@ -9,6 +9,7 @@ import gin
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
+from tfrl.envs import mujoco_setup
 from tfrl.envs.gymnasium_env import GymnasiumEnvironment, VectorGymnasiumEnvironment
 from tfrl.errors import ConfigError
 
@@ -110,7 +111,7 @@ def load(env_id: str,
     # pygame renders the classic-control envs and opens a sound device on
     # init; servers and containers have none (ALSA errors otherwise).
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-  with warnings.catch_warnings():
+  with warnings.catch_warnings(), mujoco_setup.quiet_model_deprecations():
     # Old ids such as CartPole-v0 stay usable without a deprecation warning per env.
     warnings.simplefilter("ignore", DeprecationWarning)
     if num_envs == 1:
