@@ -15,7 +15,11 @@ INSTALL_REQUIRES = [
     # Installed without its [tensorflow] extra so it cannot pull another TF.
     "dm-reverb==0.14.0",
     # tfrl's environment API (terminated/truncated); tf-agents only wraps old gym.
-    "gymnasium>=1.0,<2",
+    # gymnasium 1.4 needs typing-extensions>=4.12, which tf-agents' 4.5 pin forbids.
+    "gymnasium>=1.0,<1.4",
+    # The MuJoCo continuous-control tasks (HalfCheetah, Hopper, ...) out of the box;
+    # 4.0 is the release checked with gymnasium 1.3's v5 envs and numpy 1.26.
+    "mujoco>=4.0,<5",
     # TF 2.15 and Reverb 0.14 are compiled against the numpy 1.x ABI.
     "numpy>=1.23,<2",
     "gin-config>=0.5",

@@ -1,5 +1,7 @@
 """tfrl.envs: gymnasium environments as tf-agents PyEnvironments."""
 
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -75,6 +77,45 @@ def test_seeding_is_reproducible():
 def test_unknown_id_names_close_matches():
   with pytest.raises(ConfigError, match=r"unknown environment id 'CartPol-v1'.*CartPole-v1"):
     envs.load("CartPol-v1")
+
+
+def without_module(monkeypatch, module: str, importers: str):
+  """As if `module` were not installed and `importers` (a package) not yet imported."""
+  monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError
+  for name in [n for n in sys.modules if n == importers or n.startswith(importers + ".")]:
+    monkeypatch.delitem(sys.modules, name)
+
+
+@pytest.mark.parametrize("env_id,module,importers,message", [
+    ("LunarLander-v3", "Box2D", "gymnasium.envs.box2d",
+     "environment 'LunarLander-v3' needs Box2D: pip install box2d"),
+    ("Hopper-v5", "mujoco", "gymnasium.envs.mujoco",
+     "environment 'Hopper-v5' needs MuJoCo: pip install mujoco"),
+    ("ALE/Pong-v5", "ale_py", "ale_py",
+     "environment 'ALE/Pong-v5' needs Atari (ale-py): pip install ale-py"),
+])
+def test_missing_package_names_what_to_install(monkeypatch, env_id, module, importers, message):
+  without_module(monkeypatch, module, importers)
+  with pytest.raises(ConfigError) as raised:
+    envs.check_env_id(env_id)
+  assert str(raised.value) == message
+  with pytest.raises(ConfigError, match="pip install"):
+    envs.load(env_id)
+
+
+def test_dependency_not_installed_is_one_line(monkeypatch, tmp_path):
+  # Any env whose module raises gymnasium's DependencyNotInstalled on import.
+  (tmp_path / "needs_widget.py").write_text(
+      "import gymnasium\n"
+      "raise gymnasium.error.DependencyNotInstalled('widget is not installed, run `pip install widget`')\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  env_id = "tfrl-test/NeedsWidget-v0"
+  monkeypatch.setitem(gym.registry, env_id, gym.envs.registration.EnvSpec(
+      env_id, entry_point="needs_widget:WidgetEnv"))
+  with pytest.raises(ConfigError) as raised:
+    envs.check_env_id(env_id)
+  assert str(raised.value) == (f"environment {env_id!r} needs a package that is not installed: "
+                               "widget is not installed, run `pip install widget`")
 
 
 @pytest.mark.parametrize("vectorization", ["vector", "sync"])

@@ -7,20 +7,72 @@ from typing import Any, Dict, Optional
 
 import gin
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
+from tfrl.envs import mujoco_setup
 from tfrl.envs.gymnasium_env import GymnasiumEnvironment, VectorGymnasiumEnvironment
 from tfrl.errors import ConfigError
 
 VECTORIZATION_MODES = ("auto", "vector", "sync", "async")
 
 
-def check_env_id(env_id: str) -> None:
-  """Raises ConfigError naming close matches if gymnasium does not know `env_id`."""
-  if env_id in gym.registry:
+# Packages that some environment families need and gymnasium does not install,
+# by the top-level module that fails to import: (what it is, what to install).
+# Box2D alone, not gymnasium[box2d]: that extra's pygame-ce would overwrite the
+# pygame that tf-agents pins (both install the `pygame` module).
+MISSING_PACKAGES = {
+    "mujoco": ("MuJoCo", "mujoco"),
+    "Box2D": ("Box2D", "box2d"),
+    "ale_py": ("Atari (ale-py)", "ale-py"),
+}
+ATARI_NAMESPACE = "ALE"
+
+
+def _missing_package_error(env_id: str, error: Exception) -> ConfigError:
+  import_error = error if isinstance(error, ImportError) else error.__cause__
+  module = getattr(import_error, "name", None) or ""
+  known = MISSING_PACKAGES.get(module.split(".")[0])
+  if known is not None:
+    what, package = known
+    return ConfigError(f"environment {env_id!r} needs {what}: pip install {package}")
+  if isinstance(error, gym.error.DependencyNotInstalled):
+    return ConfigError(f"environment {env_id!r} needs a package that is not installed: {error}")
+  if isinstance(error, ModuleNotFoundError):
+    return ConfigError(f"environment {env_id!r} needs the Python module {module!r}, "
+                       f"which is not installed")
+  return ConfigError(f"environment {env_id!r} cannot be imported: {error}")
+
+
+def _register_atari(env_id: str) -> None:
+  # gymnasium 1.x no longer finds ale-py's ids by itself: importing ale_py
+  # registers them.
+  if not env_id.startswith(ATARI_NAMESPACE + "/"):
     return
-  matches = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-  hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
-  raise ConfigError(f"unknown environment id {env_id!r}.{hint}")
+  try:
+    import ale_py  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  except ImportError as e:
+    raise _missing_package_error(env_id, e) from None
+
+
+def check_env_id(env_id: str) -> None:
+  """Raises a one-line ConfigError if `env_id` cannot be made here.
+
+  An unknown id names close matches; an id whose package is missing (MuJoCo,
+  Box2D, Atari, or anything gymnasium reports as DependencyNotInstalled)
+  names what to pip install. Imports the env's module, not more.
+  """
+  if env_id not in gym.registry:
+    _register_atari(env_id)
+  if env_id not in gym.registry:
+    matches = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(matches)}?" if matches else ""
+    raise ConfigError(f"unknown environment id {env_id!r}.{hint}")
+  entry_point = gym.registry[env_id].entry_point
+  if isinstance(entry_point, str):
+    try:
+      load_env_creator(entry_point)
+    except (gym.error.DependencyNotInstalled, ImportError) as e:
+      raise _missing_package_error(env_id, e) from None
 
 
 @gin.configurable(module="tfrl.envs")
@@ -59,7 +111,7 @@ def load(env_id: str,
     # pygame renders the classic-control envs and opens a sound device on
     # init; servers and containers have none (ALSA errors otherwise).
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-  with warnings.catch_warnings():
+  with warnings.catch_warnings(), mujoco_setup.quiet_model_deprecations():
     # Old ids such as CartPole-v0 stay usable without a deprecation warning per env.
     warnings.simplefilter("ignore", DeprecationWarning)
     if num_envs == 1:
