@@ -10,6 +10,7 @@ A bare file name resolves against gin_configs/. Starting again on an existing
 """
 
 import os
+import signal
 import sys
 import time
 
@@ -64,8 +65,11 @@ def main(argv):
   except FloatingPointError as e:
     # Training diverged; the run directory keeps its last good checkpoint.
     fail(str(e).splitlines()[0], code=1)
-  except KeyboardInterrupt:
-    fail("interrupted; the run resumes from its last checkpoint", code=130)
+  except KeyboardInterrupt as e:
+    # The loop stops at an iteration boundary and checkpoints (tfrl.train.loop.Interrupted);
+    # a second Ctrl-C stops at once, and the run resumes from its last checkpoint.
+    signum = getattr(e, "signum", signal.SIGINT)
+    fail(str(e) or "interrupted; the run resumes from its last checkpoint", code=128 + signum)
 
 
 def default_root_dir(gin_files, seed) -> str:

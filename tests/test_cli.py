@@ -37,7 +37,7 @@ def test_trains_into_run_dir_and_resumes(tmp_path):
   assert len(rows) == 3  # header, iteration 0, iteration 2
   again = train("--gin_file=reinforce_cartpole.gin", f"--root_dir={root}", "--seed=1", *TINY,
                 cwd=tmp_path)
-  assert again.returncode == 0 and "resumed from" in again.stdout
+  assert again.returncode == 0 and "resuming " in again.stdout and "at iteration 2" in again.stdout
   assert (root / "progress.csv").read_text().splitlines() == rows
 
 
@@ -66,6 +66,29 @@ def copy_of(run, tmp_path):
     (["--gin_file=envs/cartpole.gin"], "Required bindings for `train` not provided"),
     (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.agents.reinforce.learning_rate=0.5"],
      "different config"),
+    # Types and ranges of the run's settings and an agent's hyperparameters.
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.num_iterations='many'"],
+     "tfrl.train.train.num_iterations = 'many': must be an integer"),
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.eval_interval=0"],
+     "tfrl.train.train.eval_interval = 0: must be >= 1"),
+    (["--gin_file=reinforce_cartpole.gin", "--seed=-1"], "tfrl.train.train.seed = -1: must be >= 0"),
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.agents.reinforce.learning_rate='fast'"],
+     "tfrl.agents.reinforce.learning_rate = 'fast': must be a number"),
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.replay.EpisodeReplay.capacity=0"],
+     "tfrl.replay.EpisodeReplay.capacity = 0: must be >= 1"),
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.num_iterations=%NOPE"],
+     "undefined gin macro(s): %NOPE"),
+    # The agent against the environment's actions; a missing env package; modes.
+    (["--gin_file=envs/pendulum.gin", "--gin_file=agents/dqn.gin"],
+     "dqn needs discrete actions"),
+    (["--gin_file=envs/cartpole.gin", "--gin_file=agents/sac.gin"],
+     "sac needs continuous actions"),
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.env_id='LunarLander-v3'"],
+     "needs Box2D: pip install box2d"),
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.compiled=True"],
+     "the compiled loop is for off-policy agents"),
+    (["--gin_file=reinforce_cartpole.gin", "--replay_server=nonsense"],
+     "--replay_server='nonsense' is not host:port"),
 ])
 def test_bad_input_is_one_line_and_touches_nothing(tmp_path, finished_run, args, message):
   bad = tmp_path / "bad.gin"

@@ -1,5 +1,6 @@
 """Distributed roles on loopback: a Reverb server, two actors and a learner
-as separate processes, driven by the same gin files; then kills."""
+as separate processes, driven by the same gin files; then kills. And the
+learner in-process, on a server filled here."""
 
 import csv
 import os
@@ -64,7 +65,8 @@ def test_server_two_actors_and_learner_via_launcher(tmp_path, agent):
   train_steps = int(last["train_steps"])
   assert train_steps == (300 if agent == "dqn" else 100)
   # Data of both actors reached the learner...
-  assert int(last["items_from_actor_0"]) > 0 and int(last["items_from_actor_1"]) > 0
+  counted = "samples" if agent == "dqn" else "episodes"
+  assert int(last[f"{counted}_from_actor_0"]) > 0 and int(last[f"{counted}_from_actor_1"]) > 0
   # ...and both followed the learner's policy versions.
   for i in (0, 1):
     check_followed_versions(actor_reports(logs[f"actor_{i}.log"]), train_steps)
@@ -72,7 +74,7 @@ def test_server_two_actors_and_learner_via_launcher(tmp_path, agent):
     # Strictly on-policy: every trained episode came from the current weights.
     assert float(last["data_policy_lag"]) == 0.0
     assert int(last["episodes"]) == 200
-    assert int(last["items_from_actor_0"]) + int(last["items_from_actor_1"]) == 200
+    assert int(last["episodes_from_actor_0"]) + int(last["episodes_from_actor_1"]) == 200
   else:
     # Uniform replay lags the policy, but the actors kept pulling new versions.
     assert 0 < float(last["data_policy_lag"]) < train_steps
@@ -127,11 +129,12 @@ def test_actor_and_learner_killed_and_restarted(tmp_path):
                     log("learner_b"))
     processes.append(learner)
     assert wait(learner, 300) == 0, text("learner_b")[-3000:]
-    assert "resumed from" in text("learner_b") and "at iteration 15" in text("learner_b")
+    assert "resuming " in text("learner_b") and "at iteration 15" in text("learner_b")
     progress = rows(os.path.join(learner_dir, "progress.csv"))
     assert [int(r["iteration"]) for r in progress] == [0, 10, 20, 30]
     assert int(progress[-1]["train_steps"]) == 300
-    assert int(progress[-1]["items_from_actor_0"]) > 0 and int(progress[-1]["items_from_actor_1"]) > 0
+    assert int(progress[-1]["samples_from_actor_0"]) > 0 and int(progress[-1]["samples_from_actor_1"]) > 0
+    assert progress[-1]["episodes"] == ""  # sampled windows do not count episodes
 
     # Accounting. The killed actor's 4 chunks were all flushed when it died;
     # live actors may be blocked by the rate limiter inside one chunk, whose
@@ -268,3 +271,47 @@ def test_roles_refuse_what_only_the_single_process_loop_runs(gin_file, binding):
   config.parse_config([gin_file], [binding] if binding else [])
   with pytest.raises(ConfigError, match="not supported by the distributed actors"):
     wiring.role_config()
+
+
+def test_learner_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(tmp_path):
+  """The learner runs the one loop's finite checks: weights poisoned after
+  iteration 3 make iteration 4's loss NaN; the run stops with one line and
+  the iteration-2 checkpoint stays the latest."""
+  import dataclasses
+
+  import numpy as np
+  import tensorflow as tf
+  import tfrl
+  from tfrl.distributed import wiring
+  from tfrl.train import config as train_config
+
+  train_config.parse_config(["reinforce_cartpole.gin"], [
+      "tfrl.train.train.num_iterations = 6", "tfrl.train.train.num_envs = 2",
+      "tfrl.train.train.collect_episodes_per_iteration = 2",
+      "tfrl.train.train.eval_interval = 2", "tfrl.train.train.checkpoint_interval = 2",
+      "tfrl.train.train.num_eval_episodes = 1", "tfrl.train.train.export_policy = False",
+      "tfrl.distributed.learn.max_policy_lag = 1000"])
+  settings = wiring.role_config()
+  actor_agent = wiring.build_agent(settings)
+  server = tfrl.replay.ReplayServer(wiring.replay_tables(settings, actor_agent)
+                                    + [wiring.variable_table(actor_agent)])
+  env = tfrl.envs.load(settings.env_id, seed=5, num_envs=2)
+  tagger = wiring.Tagger(settings.replay.adder(server.client, 2), actor_id=0, num_envs=2)
+  tfrl.drivers.Driver(env, actor_agent.collect_policy, observers=[tagger]).run_episodes(12)
+  tagger.close()
+
+  class PoisonAfterIteration3(tfrl.train.Hook):
+    def after(self, run, advance):
+      if run.iteration == 3:
+        for variable in run.agent.trainable_variables:
+          variable.assign(tf.fill(variable.shape, np.nan))
+
+  root = str(tmp_path / "learner")
+  learner_settings = dataclasses.replace(settings, replay_server_address=server.address)
+  with pytest.raises(FloatingPointError, match="at iteration 4; last good checkpoint: .*ckpt-2"):
+    tfrl.distributed.learn(root, learner_settings, hooks=[PoisonAfterIteration3()],
+                           log=lambda _: None)
+  server.close()
+  env.close()
+  assert tf.train.latest_checkpoint(os.path.join(root, "checkpoints")).endswith("ckpt-2")
+  assert [int(r["iteration"]) for r in rows(os.path.join(root, "progress.csv"))] == [0, 2]

@@ -220,10 +220,10 @@ def test_grid_failed_run_is_reported_and_others_finish(tmp_path, capsys):
                               f"--data_dir={tmp_path / 'runs'}"])
   out = capsys.readouterr().out
   assert code == 1
-  assert "FAILED bad_numenv0_s0: train.py: error: num_envs must be >= 1, got 0" in out
+  assert "FAILED bad_numenv0_s0: train.py: error: tfrl.train.train.num_envs = 0: must be >= 1" in out
   table = out[out.index("variant "):].splitlines()
   assert table[2].split()[:4] == ["bad_numenv0", "0", "failed", "(exit"]
   assert table[3].split()[:3] == ["bad_numenv2", "0", "ok"]
   assert "1 of 2 runs succeeded" in out
   assert (tmp_path / "runs" / "bad_numenv2" / "bad_numenv2_s0" / "progress.csv").exists()
-  assert "num_envs must be >= 1" in (tmp_path / "runs" / "bad_numenv0" / "bad_numenv0_s0.log").read_text()
+  assert "tfrl.train.train.num_envs = 0: must be >= 1" in (tmp_path / "runs" / "bad_numenv0" / "bad_numenv0_s0.log").read_text()

@@ -3,6 +3,7 @@ counters continue, progress.csv has every evaluation once, and the replay
 table is restored to what it held at the checkpoint."""
 
 import csv
+import math
 import os
 import re
 import subprocess
@@ -50,7 +51,7 @@ def test_sigkill_at_any_point_then_resume(tmp_path):
     result = train(root, kill_at)
     assert result.returncode == -9, f"{kill_at}: not killed\n{result.stderr[-2000:]}"
     if resumes_from is not None:
-      assert f"resumed from" in result.stdout and f"at iteration {resumes_from}" in result.stdout
+      assert "resuming " in result.stdout and f"at iteration {resumes_from}" in result.stdout
       assert re.search(r"replay restored: \d+ items, as checkpointed", result.stdout)
     assert latest_checkpoint(root) == expected_checkpoint
     # Rows past the checkpoint may exist until the resume drops them; none is doubled.
@@ -67,3 +68,24 @@ def test_sigkill_at_any_point_then_resume(tmp_path):
   # Exactly the replay checkpoints that the kept agent checkpoints name remain.
   replay = {n for n in os.listdir(os.path.join(root, "replay_checkpoints")) if n != ".reverb"}
   assert replay == {"ckpt-4", "ckpt-8", "ckpt-12"}
+  assert_tensorboard_matches_progress(root)
+
+
+def assert_tensorboard_matches_progress(root):
+  """TensorBoard's scalars, read back, are exactly progress.csv's rows."""
+  from tensorboard.backend.event_processing import event_accumulator
+  events = event_accumulator.EventAccumulator(os.path.join(root, "tensorboard"))
+  events.Reload()
+  with open(os.path.join(root, "progress.csv")) as f:
+    rows = list(csv.DictReader(f))
+  tags = events.Tags()["scalars"]
+  assert {"avg_return", "env_steps", "loss"} <= set(tags)
+  for tag in tags:
+    expected = [(int(r["env_steps"]), float(r[tag])) for r in rows if r[tag] != ""]
+    got = [(e.step, e.value) for e in events.Scalars(tag)]
+    assert len(got) == len(expected), tag
+    for (step, value), (want_step, want) in zip(got, expected):
+      assert step == want_step, (tag, got, expected)
+      # TensorBoard keeps float32: equal to the CSV's 6 digits within its precision.
+      assert math.isclose(value, want, rel_tol=1e-6) or (math.isnan(value) and math.isnan(want)), \
+          (tag, got, expected)

@@ -305,12 +305,14 @@ def train_rudder_ppo(root, on_resume=lambda rudder: None) -> RewardRedistributio
     built.append(RewardRedistribution(time_step_spec, action_spec))
     return built[-1]
 
-  def log(message):
-    if message.startswith("resumed from"):
-      on_resume(built[-1])
+  class OnResume(tfrl.train.Hook):
+    def begin(self, run):
+      if run.resumed:
+        on_resume(built[-1])
 
   config.parse_config(["ppo_coin.gin"], TINY_RUDDER_PPO)
-  tfrl.train.train(root, reward_redistribution=redistribution, log=log)
+  tfrl.train.train(root, reward_redistribution=redistribution, hooks=[OnResume()],
+                   log=lambda _: None)
   return built[-1]
 
 

@@ -50,7 +50,8 @@ def learn(root_dir: str, config: RunConfig = None, hooks=(), log: Callable[[str]
   `max_policy_lag` (on-policy): how many train steps older than the
   learner an episode's policy may be (> 0 trains PPO & co. on slightly
   off-policy data as if it were on-policy). `max_actors`: actor ids counted
-  per actor in progress.csv (`items_from_actor_<id>`)."""
+  per actor in progress.csv (`samples_from_actor_<id>` or
+  `episodes_from_actor_<id>`)."""
   config = wiring.role_config(config)
   wiring.check_address(config.replay_server_address, "--replay_server")
   # The agent's specs come from a single env: this process does not collect.
@@ -189,8 +190,9 @@ class LearnerSource:
       info = self.with_server(lambda: self.link.table_info(self.replay.table_name))
       inserts = info.rate_limiter_info.insert_stats.completed
       self.counters["env_steps"].assign(inserts * self.replay.envs_per_item(self.config.num_envs))
-    return dict(env_steps=int(self.counters["env_steps"]),
-                episodes=int(self.counters["episodes"]))
+    # Sampled windows do not say how many episodes the actors finished.
+    episodes = int(self.counters["episodes"]) if self.replay.on_policy else None
+    return dict(env_steps=int(self.counters["env_steps"]), episodes=episodes)
 
   def row_extras(self) -> dict:
     row = {"data_policy_lag": float(self.data_lag.numpy()) / max(1, int(self.data_items.numpy()))}
@@ -200,8 +202,11 @@ class LearnerSource:
     self.data_items.assign(0)
     if self.replay.on_policy:
       row["stale_episodes"] = int(self.counters["stale_episodes"])
+    # What the learner trained on, by actor: whole episodes, or sampled
+    # windows (each counted every time it is sampled).
+    counted = "episodes" if self.replay.on_policy else "samples"
     for actor_id in np.flatnonzero(self.actor_items.numpy()):
-      row[f"items_from_actor_{actor_id}"] = int(self.actor_items[actor_id])
+      row[f"{counted}_from_actor_{actor_id}"] = int(self.actor_items[actor_id])
     return row
 
   def before_checkpoint(self):

@@ -45,8 +45,8 @@ def _repeat(count, body, total=None):
   """Calls `body()` `count` times; given `total`, returns `total` plus the
   sum of what it returned. Unrolled into the graph when `count` is a Python
   int of at most UNROLL_LIMIT, else a tf.while_loop. (Written out rather
-  than left to autograph, whose conversion of tf-agents' and Keras' code
-  took 4.3 s of the first call's 9.)"""
+  than left to autograph: converting tf-agents' and Keras' code costs
+  seconds of tracing.)"""
   def add(carried):
     result = body()
     return carried if total is None else carried + result
@@ -76,8 +76,7 @@ class CompiledLoop(tf.Module):
   An iteration is `steps_per_iteration` batched env steps then
   `train_steps_per_iteration` updates. Both are fixed when the loop is
   built: small counts are unrolled into the graph, because a nested while
-  loop per iteration costs XLA's CPU runtime about a fifth of its speed
-  (16.5k vs 21.3k steps/s measured with one step and one update).
+  loop per iteration slows XLA's CPU runtime markedly.
   rng: "stateless" derives each step's random seed from (seed, a step
   counter); "generator" draws it from a `tf.random.Generator`.
   """
@@ -119,7 +118,7 @@ class CompiledLoop(tf.Module):
     self._sync_per_segment = updates > 0 and period > 1 and period % updates == 0
     self.run = tf.function(self._run, jit_compile=jit_compile, autograph=False)
     # The initial collection runs once per run: XLA compiling it would cost
-    # more (25 s measured under load) than a plain graph takes to run it.
+    # more than a plain graph takes to run it.
     self.collect = tf.function(self._collect, autograph=False)
 
   def _next_seed(self):
@@ -297,11 +296,10 @@ XLA_CPU_RUNTIME_FLAG = "--xla_cpu_use_xla_runtime=true"
 def use_xla_cpu_runtime():
   """Adds XLA's CPU-runtime flag to XLA_FLAGS. XLA reads XLA_FLAGS once, at
   the first compilation in the process, so this must run before anything
-  is XLA-compiled (train.py's compiled path: it is). On this project's
-  2-core machine it runs the tutorial's DQN loop 1.1-1.6x faster than XLA's
-  default CPU backend in TF 2.15 (scripts/benchmarks/benchmark_compiled.py, README). It
-  cannot link a tf.cond inside the loop ("Symbols not found: retainBuffers"),
-  which is why the compiled loop has none."""
+  is XLA-compiled (train.py's compiled path: it is). It runs the loop faster
+  than XLA's default CPU backend in TF 2.15 (figures: the results page,
+  scripts/benchmarks/README.md). It cannot link a tf.cond inside the loop
+  ("Symbols not found: retainBuffers"), which is why the compiled loop has none."""
   flags = os.environ.get("XLA_FLAGS", "")
   if "xla_cpu_use_xla_runtime" not in flags:
     os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_RUNTIME_FLAG}".strip()

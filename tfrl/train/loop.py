@@ -24,6 +24,8 @@ are the defaults; pass more to `train(hooks=...)`, e.g. `StopAtReturn`.
 
 import math
 import os
+import signal
+import threading
 import time
 from typing import Callable, Dict, NamedTuple, Optional, Sequence
 
@@ -34,12 +36,13 @@ import tqdm
 
 from tfrl.train import faults
 from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
-from tfrl.train.logger import EpochLogger
+from tfrl.train.logger import EpochLogger, ScalarEvents
 from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
 
 # The first columns of progress.csv; the evaluation's and training
 # episodes' spread and the agent's diagnostics (policy_loss, approx_kl,
 # entropy, ...: whatever its LossInfo.extra holds) follow.
+TENSORBOARD_DIR = "tensorboard"
 PROGRESS_COLUMNS = ["iteration", "env_steps", "train_steps", "episodes", "avg_return",
                     "train_return", "loss", "wall_s"]
 
@@ -49,6 +52,14 @@ class Advance(NamedTuple):
   update happened) and diagnostics averaged into the next row."""
   loss: Optional[float]
   diagnostics: Dict[str, float] = {}
+
+
+class Interrupted(KeyboardInterrupt):
+  """SIGINT or SIGTERM stopped the run at an iteration boundary, after a checkpoint."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
 
 
 class Run:
@@ -66,6 +77,9 @@ class Run:
     self.start_wall = time.time() - float(wall_var.numpy())
     self._iteration_var, self._wall_var = iteration_var, wall_var
     self._stop_requested = False
+    self.interrupted_by: Optional[int] = None  # the signal that asked to stop
+    self.saved_iteration = self.iteration if self.resumed else None
+    self.saved_at = time.time()
 
   @property
   def num_iterations(self) -> int:
@@ -103,6 +117,7 @@ class Run:
     self._iteration_var.assign(self.iteration)
     self._wall_var.assign(self.wall_s())
     self.checkpoint.save(self.iteration, replay_server)
+    self.saved_iteration, self.saved_at = self.iteration, time.time()
 
 
 class Hook:
@@ -168,9 +183,15 @@ class ExportPolicy(Hook):
 
 
 class Checkpoint(Hook):
+  """Saves every `interval` iterations, at the last, and once `interval_s`
+  seconds have passed since the last save (None: no time limit)."""
 
-  def __init__(self, interval: int):
-    self.interval = interval
+  def __init__(self, interval: int, interval_s: Optional[float] = None):
+    self.interval, self.interval_s = interval, interval_s
+
+  def due(self, run) -> bool:
+    overdue = self.interval_s is not None and time.time() - run.saved_at >= self.interval_s
+    return super().due(run) or overdue
 
   def after(self, run, advance):
     faults.point("progress")
@@ -207,22 +228,42 @@ def run_loop(root_dir: str, config, agent, evaluator, source, hooks: Sequence[Ho
   wall_var = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
   checkpoint = open_run_dir(root_dir, agent, dict(iteration=iteration_var, wall_s=wall_var,
                                                   **source.checkpointed()))
-  log(f"run directory: {root_dir}{f' ({mode})' if mode else ''}")
   run = Run(root_dir, config, agent, source, checkpoint, iteration_var, wall_var, log)
-  if run.resumed:
-    log(f"resumed from {checkpoint.latest} at iteration {run.iteration}")
   source.start(run)
+  had_rows = len(ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS).rows())
   run.logger = run_logger(root_dir, PROGRESS_COLUMNS, checkpoint, run.iteration, log)
-  source.prefill()
+  dropped = had_rows - len(run.logger.progress.rows())
+  where = f"{root_dir}{f' ({mode})' if mode else ''}"
+  if run.resumed:
+    log(f"resuming {where} at iteration {run.iteration}, from {checkpoint.latest}"
+        + (f" ({dropped} progress rows after it dropped)" if dropped else ""))
+  elif had_rows:
+    log(f"no checkpoint yet in {where}: starting over ({dropped} progress rows dropped)")
+  else:
+    log(f"starting a new run in {where}")
   hooks = default_hooks(config, evaluator, agent, root_dir) + list(hooks) + [
-      Checkpoint(config.checkpoint_interval)]
+      Checkpoint(config.checkpoint_interval, config.checkpoint_interval_s)]
+  with _stop_on_signals(run):
+    source.prefill()
+    for hook in hooks:
+      hook.begin(run)
+    _iterate(run, source, hooks)
+    if run.interrupted_by is not None:
+      if run.saved_iteration != run.iteration:
+        run.save_checkpoint()
+      raise Interrupted(f"interrupted at iteration {run.iteration}; checkpointed there: the same "
+                        "command resumes the run", run.interrupted_by)
   for hook in hooks:
-    hook.begin(run)
+    hook.end(run)
+  return run.logger.finish(run.last_row)
+
+
+def _iterate(run: Run, source, hooks):
   intervals = [h.interval for h in hooks if h.interval is not None]
   bar = tqdm.tqdm(initial=run.iteration, total=run.num_iterations, desc="train", disable=None,
                   leave=False)
   with bar:
-    while not run.is_last:
+    while not run.is_last and run.interrupted_by is None:
       # As many iterations as the source takes at once, up to the next hook due.
       stop = min([run.num_iterations] + [(run.iteration // i + 1) * i for i in intervals])
       count = stop - run.iteration
@@ -243,9 +284,38 @@ def run_loop(root_dir: str, config, agent, evaluator, source, hooks: Sequence[Ho
       for hook in hooks:
         if hook.due(run):
           hook.after(run, advance)
-  for hook in hooks:
-    hook.end(run)
-  return run.logger.finish(run.last_row)
+
+
+class _stop_on_signals:  # pylint: disable=invalid-name
+  """While the loop runs, SIGINT and SIGTERM ask it to stop at the next
+  iteration boundary (the loop checkpoints, then raises Interrupted); a
+  second signal acts as it would without the loop. Only the main thread
+  can take signals: elsewhere the handlers stay as they are."""
+
+  def __init__(self, run: Run):
+    self._run = run
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    self._restore()
+    self._run.interrupted_by = signum
+    self._run.log(f"{signal.Signals(signum).name}: stopping after iteration "
+                  f"{self._run.iteration + 1} to checkpoint (again to stop at once)")
+
+  def _restore(self):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for signum in (signal.SIGINT, signal.SIGTERM):
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    self._restore()
 
 
 def check_finite_parameters(agent, diverged: str):
@@ -281,8 +351,9 @@ def run_logger(root_dir: str, columns, run_checkpoint: RunCheckpoint, iteration:
   all are), TensorBoard and the console."""
   progress = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), columns)
   progress.truncate_after(iteration if run_checkpoint.latest else -1)
-  summary_writer = tf.summary.create_file_writer(os.path.join(root_dir, "tensorboard"))
-  return EpochLogger(progress, summary_writer, console=log)
+  events = ScalarEvents(os.path.join(root_dir, TENSORBOARD_DIR))
+  events.rebuild(progress.rows())
+  return EpochLogger(progress, events, console=log)
 
 
 def evaluation_row(evaluator, logger: EpochLogger, stats, start_wall: float, **counts) -> dict:

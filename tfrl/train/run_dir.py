@@ -96,11 +96,12 @@ class ProgressCsv:
     writer = csv.DictWriter(out, fieldnames=self._columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-      writer.writerow({k: _fmt(row.get(k, "")) for k in self._columns})
+      writer.writerow({k: format_value(row.get(k, "")) for k in self._columns})
     atomic_write(self._path, out.getvalue())
 
 
-def _fmt(value) -> str:
+def format_value(value) -> str:
+  """A cell of progress.csv (floats to 6 significant digits)."""
   if isinstance(value, float):
     return f"{value:.6g}"
-  return str(value)
+  return "" if value is None else str(value)

@@ -16,7 +16,7 @@ import gin
 
 from tfrl import envs
 from tfrl.envs import tf_envs
-from tfrl.checks import Count, NonNegativeInt, check_value
+from tfrl.checks import Count, NonNegativeInt, PositiveFloat, check_value
 from tfrl.errors import ConfigError
 
 
@@ -32,8 +32,10 @@ class RunConfig:
   `collect_steps_per_iteration` steps and `train_steps_per_iteration`
   updates on batches of `batch_size`. Every `eval_interval` iterations a
   progress row (greedy `num_eval_episodes`-episode evaluation) and, with
-  `export_policy`, the policy's variables; every `checkpoint_interval` a
-  checkpoint. `reward_redistribution` (on-policy): a factory
+  `export_policy`, the policy's variables; a checkpoint every
+  `checkpoint_interval` iterations and whenever `checkpoint_interval_s`
+  seconds have passed since the last (so a SIGKILL costs minutes at most;
+  SIGINT/SIGTERM checkpoint at the iteration they stop). `reward_redistribution` (on-policy): a factory
   `fn(time_step_spec, action_spec)` of a callable rewriting each iteration's
   episodes (`@tfrl.rudder.RewardRedistribution`). `compiled`: the whole
   off-policy loop as one XLA graph (`tfrl.train.compiled`).
@@ -56,6 +58,7 @@ class RunConfig:
   num_eval_episodes: Count = 10
   eval_num_envs: Count = 1
   checkpoint_interval: Count = 50
+  checkpoint_interval_s: Optional[PositiveFloat] = 300.0
   export_policy: bool = True
   replay_server_address: Optional[str] = None
   reward_redistribution: Optional[Callable] = None
