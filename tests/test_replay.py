@@ -151,3 +151,15 @@ def test_per_env_episode_metrics_across_resets(counting_env_id, vectorization):
       assert length == expected_length
       assert episode_return == sum(range(1, length + 1))  # reward = step number
   env.close()
+
+
+def test_embedded_server_leaves_no_directory_behind(tmp_path, monkeypatch):
+  """Reverb gives a server without a checkpointer a fresh temporary
+  directory and never removes it; ours is removed at close."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+  import reverb  # pylint: disable=import-outside-toplevel
+  server = replay.ReplayServer([reverb.Table.queue("queue", 10)])
+  server.client.server_info()
+  server.close()
+  assert list(tmp_path.iterdir()) == []
