@@ -133,6 +133,8 @@ def test_q_value_diagnostic_is_the_critic_before_the_update(name):
                        step_type=batch.step_type[:, 0])
   extra = agent.train(batch).extra
   np.testing.assert_allclose(extra.q_value.numpy(), expected.numpy(), rtol=1e-5)
+  # The public record of the networks is tf-agents' own, not copies.
+  assert agent.critic_network is critic and agent.actor_network is agent._actor_network  # pylint: disable=protected-access
 
 
 def test_ddpg_targets_soft_update_every_period():
@@ -182,6 +184,7 @@ def test_sac_soft_updates_twin_critic_targets_and_alpha_as_configured(alpha_lear
                           critic_fc_layer_params=(8,), target_update_tau=0.5, alpha=0.2,
                           alpha_learning_rate=alpha_learning_rate)
   log_alpha = agent._log_alpha  # pylint: disable=protected-access
+  assert agent.log_alpha is log_alpha  # what the alpha diagnostic reads
   np.testing.assert_allclose(log_alpha.numpy(), math.log(0.2), rtol=1e-6)
   start = snapshot(agent)
   loss = agent.train(transitions(agent))

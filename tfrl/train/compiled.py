@@ -34,8 +34,9 @@ from tfrl.replay.in_graph import InGraphReplay
 from tfrl.train import runner
 from tfrl.train.checkpoints import PolicyExport
 
-# Which in-graph learner drives which tf-agents agent.
-LEARNERS = {dqn_agent.DqnAgent: InGraphDqn}
+# Which in-graph learner drives which tf-agents agent: agent type -> a
+# function of the agent that builds it.
+LEARNERS = {dqn_agent.DqnAgent: InGraphDqn.from_agent}
 RNGS = ("stateless", "generator")
 
 
