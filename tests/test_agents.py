@@ -227,3 +227,18 @@ def test_prioritized_dqn_sets_priorities_from_td_errors():
     adder.close()
     server.close()
 
+
+def test_dqn_importance_weights_weigh_each_transition():
+  """Prioritized replay's importance weights scale each transition's TD
+  loss: a one-hot weight leaves that transition's Huber loss / N."""
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  agent = tfrl.agents.dqn(*_specs(env))
+  batch = _transitions(_collect(env, agent.collect_policy, 2))
+  td_error = agent.loss(batch).extra.td_error.numpy()
+  huber = np.where(np.abs(td_error) <= 1.0, 0.5 * td_error**2, np.abs(td_error) - 0.5)
+  n = len(td_error)
+  assert np.ptp(huber) > 1e-3  # distinct losses, or the check below proves nothing
+  for i in range(3):
+    weights = tf.one_hot(i, n)
+    assert float(agent.loss(batch, weights=weights).loss) == pytest.approx(huber[i] / n,
+                                                                          rel=1e-5)

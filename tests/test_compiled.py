@@ -168,6 +168,13 @@ def test_q_learning_td_loss_by_hand():
                             loss_fn=lambda t, p: tf.square(t - p))
   # row 0: target 1 + 0.5 * 10 = 6, Q(s, 1) = 2; row 1 terminated: target 2, Q(s, 0) = 3.
   np.testing.assert_allclose(loss.numpy(), [16.0, 1.0])
+  # The default, Huber, is per transition too (3.5 and 0.5); its mean is
+  # the batch-averaged Huber loss.
+  huber = q_learning_td_loss(q, tf.constant([1, 0]), tf.constant([1.0, 2.0]),
+                             tf.constant([1.0, 0.0]), next_q, gamma=0.5)
+  np.testing.assert_allclose(huber.numpy(), [3.5, 0.5])
+  assert float(tf.reduce_mean(huber)) == pytest.approx(
+      float(tf.compat.v1.losses.huber_loss([6.0, 2.0], [2.0, 3.0])))
 
 
 def _dqn_agents(**hyperparameters):

@@ -31,7 +31,9 @@ def exponentially_decaying_epsilon(step, decay_rate: float, start: float, end: f
 EPSILON_SCHEDULES = ("linear", "exponential")
 
 # TD loss choices for gin (`td_errors_loss_fn = @tfrl.agents.squared_loss`):
-# the tutorial's squared error; the default stays Huber.
+# the tutorial's squared error; the default stays Huber. Both element-wise:
+# the agent weighs each transition's loss (prioritized replay's importance
+# weights), which a loss already averaged over the batch would defeat.
 gin.external_configurable(common.element_wise_squared_loss, "squared_loss", module="tfrl.agents")
 gin.external_configurable(common.element_wise_huber_loss, "huber_loss", module="tfrl.agents")
 
@@ -49,7 +51,7 @@ def epsilon_greedy(q_values, epsilon, seed):
 
 
 def q_learning_td_loss(q_values, actions, rewards, discounts, next_target_q_values, gamma: float,
-                       loss_fn=tf.compat.v1.losses.huber_loss):
+                       loss_fn=common.element_wise_huber_loss):
   """Per-transition loss of one-step Q-learning:
   loss_fn(r + gamma * discount * max_a' Q_target(s', a'), Q(s, a)).
   `discounts` is 0 where the episode terminated (no future) and 1 where it
@@ -77,7 +79,7 @@ def dqn(time_step_spec,
         target_update_tau: float = 1.0,
         n_step_update: int = 1,
         gradient_clipping: Optional[float] = None,
-        td_errors_loss_fn=tf.compat.v1.losses.huber_loss):
+        td_errors_loss_fn=common.element_wise_huber_loss):
   """Q-learning from replayed transitions.
 
   Exploration: epsilon decays linearly from `epsilon_start` to `epsilon_end`
@@ -85,6 +87,8 @@ def dqn(time_step_spec,
   it resumes with the checkpoint); `epsilon_schedule="exponential"` decays it
   as exp(-epsilon_decay_rate * step) instead. The target network is synced every
   `target_update_period` train steps (tau=1 copies, tau<1 averages).
+  `td_errors_loss_fn` must be element-wise ([B] losses), so importance
+  weights weigh each transition.
 
   Returns tfrl's DqnAgent, whose `parts` (`DqnParts`) are what it was built
   from: `InGraphDqn.from_agent` builds the compiled loop's learner of them.
@@ -195,9 +199,6 @@ class InGraphDqn(tf.Module):
       q_values, _ = self.q_network(batch["observation"], training=True)
       td_loss = q_learning_td_loss(q_values, batch["action"], batch["reward"], batch["discount"],
                                    next_q, self.gamma, self.td_errors_loss_fn)
-      # A reducing loss (tf.compat.v1's huber averages) broadcast over the
-      # batch, as tf-agents does.
-      td_loss = td_loss * tf.ones_like(batch["reward"])
       loss = common.aggregate_losses(per_example_loss=td_loss,
                                      regularization_loss=self.q_network.losses).total_loss
     variables = self.variables_to_train
