@@ -382,6 +382,21 @@ def test_compiled_loop_refuses_agents_without_an_in_graph_learner(tmp_path):
     tfrl.train.train(str(tmp_path / "run"), log=lambda _: None)
 
 
+def test_a_plain_tf_agents_dqn_agent_is_refused_by_name():
+  """The learner reads only the parts tfrl's DqnAgent records; tf-agents'
+  own DqnAgent has none to read."""
+  from tf_agents.agents.dqn import dqn_agent  # pylint: disable=import-outside-toplevel
+  from tf_agents.networks import q_network  # pylint: disable=import-outside-toplevel
+  env = tfrl.envs.load("CartPole-v1")
+  time_step_spec, action_spec = (tensor_spec.from_spec(env.time_step_spec()),
+                                 tensor_spec.from_spec(env.action_spec()))
+  plain = dqn_agent.DqnAgent(time_step_spec, action_spec,
+                             q_network.QNetwork(time_step_spec.observation, action_spec),
+                             tf.keras.optimizers.Adam())
+  with pytest.raises(ConfigError, match="needs a DqnAgent built by tfrl.agents.dqn"):
+    compiled.in_graph_learner(plain)
+
+
 def test_xla_cpu_runtime_path():
   """The update-equivalence and run-directory tests again, in a process
   whose XLA uses the CPU runtime (the compiled loop's default)."""
