@@ -155,6 +155,27 @@ def test_dqn_syncs_its_target_network_every_period():
   assert history == [False, False, True, False, False, True]
 
 
+def test_dqn_parts_are_what_the_agent_trains_with():
+  """`agent.parts` (what the compiled learner is built from) are the very
+  objects tf-agents' DqnAgent keeps privately, not copies."""
+  # pylint: disable=protected-access
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  agent = tfrl.agents.dqn(*_specs(env), gamma=0.9, target_update_period=7,
+                          target_update_tau=0.5, gradient_clipping=2.0)
+  parts = agent.parts
+  assert parts.q_network is agent._q_network
+  assert parts.target_q_network is agent._target_q_network
+  assert parts.optimizer is agent._optimizer
+  assert parts.train_step_counter is agent.train_step_counter
+  assert parts.epsilon_greedy is agent.collect_policy._epsilon
+  assert parts.td_errors_loss_fn is agent._td_errors_loss_fn
+  assert (parts.gamma, parts.gradient_clipping, parts.n_step_update) == \
+      (agent._gamma, agent._gradient_clipping, agent._n_step_update) == (0.9, 2.0, 1)
+  assert (parts.target_update_period, parts.target_update_tau) == (7, 0.5)
+  with pytest.raises(AttributeError):
+    parts.gamma = 0.5  # frozen: the record cannot drift from the agent
+
+
 def test_dqn_reports_q_values_of_the_taken_actions():
   env = tfrl.envs.load("CartPole-v1", seed=0)
   agent = tfrl.agents.dqn(*_specs(env))
@@ -206,3 +227,19 @@ def test_prioritized_dqn_sets_priorities_from_td_errors():
   finally:
     adder.close()
     server.close()
+
+
+def test_dqn_importance_weights_weigh_each_transition():
+  """Prioritized replay's importance weights scale each transition's TD
+  loss: a one-hot weight leaves that transition's Huber loss / N."""
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  agent = tfrl.agents.dqn(*_specs(env))
+  batch = _transitions(_collect(env, agent.collect_policy, 2))
+  td_error = agent.loss(batch).extra.td_error.numpy()
+  huber = np.where(np.abs(td_error) <= 1.0, 0.5 * td_error**2, np.abs(td_error) - 0.5)
+  n = len(td_error)
+  assert np.ptp(huber) > 1e-3  # distinct losses, or the check below proves nothing
+  for i in range(3):
+    weights = tf.one_hot(i, n)
+    assert float(agent.loss(batch, weights=weights).loss) == pytest.approx(huber[i] / n,
+                                                                          rel=1e-5)

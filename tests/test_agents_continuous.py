@@ -133,6 +133,8 @@ def test_q_value_diagnostic_is_the_critic_before_the_update(name):
                        step_type=batch.step_type[:, 0])
   extra = agent.train(batch).extra
   np.testing.assert_allclose(extra.q_value.numpy(), expected.numpy(), rtol=1e-5)
+  # The public record of the networks is tf-agents' own, not copies.
+  assert agent.critic_network is critic and agent.actor_network is agent._actor_network  # pylint: disable=protected-access
 
 
 def test_ddpg_targets_soft_update_every_period():
@@ -182,6 +184,7 @@ def test_sac_soft_updates_twin_critic_targets_and_alpha_as_configured(alpha_lear
                           critic_fc_layer_params=(8,), target_update_tau=0.5, alpha=0.2,
                           alpha_learning_rate=alpha_learning_rate)
   log_alpha = agent._log_alpha  # pylint: disable=protected-access
+  assert agent.log_alpha is log_alpha  # what the alpha diagnostic reads
   np.testing.assert_allclose(log_alpha.numpy(), math.log(0.2), rtol=1e-6)
   start = snapshot(agent)
   loss = agent.train(transitions(agent))
@@ -212,3 +215,19 @@ def test_exploration_noise_is_independent_per_env_and_clipped(name):
   assert len(np.unique(noisy)) > batch // 2  # tf-agents' GaussianPolicy gives 1 value here
   assert np.all(noisy >= action_spec.minimum) and np.all(noisy <= action_spec.maximum)
   assert np.std(noisy) > 0.5  # std 1.0 before clipping to [-2, 2]
+
+
+def test_sac_actor_log_std_is_bounded_as_spinning_up():
+  """Spinning Up clamps the Gaussian's log-std to [-20, 2]: an extreme
+  observation gives a std inside exp([-20, 2]), not 0 or inf."""
+  time_step_spec, action_spec = pendulum_specs()
+  tf.random.set_seed(0)
+  actor = tfrl.networks.squashed_gaussian_actor_network(time_step_spec.observation,
+                                                        action_spec, (8,))
+  for scale in (1e4, -1e4):
+    observation = tf.constant([[1.0, -1.0, 1.0], [-1.0, 1.0, -1.0]]) * scale
+    distribution, _ = actor(observation, step_type=(), network_state=())
+    std = distribution.input_distribution.stddev().numpy()
+    assert np.all(std >= math.exp(-20) * (1 - 1e-5)) and np.all(std <= math.exp(2) * (1 + 1e-5))
+    assert np.any(np.isclose(std, math.exp(2), rtol=1e-5)) or \
+        np.any(np.isclose(std, math.exp(-20), rtol=1e-5))  # the bound was reached

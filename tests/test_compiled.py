@@ -168,6 +168,13 @@ def test_q_learning_td_loss_by_hand():
                             loss_fn=lambda t, p: tf.square(t - p))
   # row 0: target 1 + 0.5 * 10 = 6, Q(s, 1) = 2; row 1 terminated: target 2, Q(s, 0) = 3.
   np.testing.assert_allclose(loss.numpy(), [16.0, 1.0])
+  # The default, Huber, is per transition too (3.5 and 0.5); its mean is
+  # the batch-averaged Huber loss.
+  huber = q_learning_td_loss(q, tf.constant([1, 0]), tf.constant([1.0, 2.0]),
+                             tf.constant([1.0, 0.0]), next_q, gamma=0.5)
+  np.testing.assert_allclose(huber.numpy(), [3.5, 0.5])
+  assert float(tf.reduce_mean(huber)) == pytest.approx(
+      float(tf.compat.v1.losses.huber_loss([6.0, 2.0], [2.0, 3.0])))
 
 
 def _dqn_agents(**hyperparameters):
@@ -203,7 +210,7 @@ def test_compiled_loop_matches_tf_agents_dqn_on_gymnasium():
                          target_update_period=2, gradient_clipping=0.5, learning_rate=1e-2)
   tf.random.set_seed(0)
   ours, reference = _dqn_agents(**hyperparameters)
-  loop = compiled.CompiledLoop(tf_envs.CartPole(), InGraphDqn(ours), num_envs=1,
+  loop = compiled.CompiledLoop(tf_envs.CartPole(), InGraphDqn.from_agent(ours), num_envs=1,
                                replay_capacity=1, batch_size=4, seed=0)
   # Start near the track's edge so an episode ends (and auto-resets) early on.
   loop.env_state["physics"].assign([[2.3, 1.0, 0.0, 0.0]])
@@ -233,6 +240,7 @@ def test_compiled_loop_matches_tf_agents_dqn_on_gymnasium():
     episodes += terminated
   assert episodes >= 1
   assert int(ours.train_step_counter) == int(reference.train_step_counter) == 30
+  assert int(loop.learner.target_sync_counter) == int(reference._update_target._counter) == 30
   for a, b in zip(ours._q_network.variables + ours._target_q_network.variables,
                   reference._q_network.variables + reference._target_q_network.variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
@@ -246,7 +254,7 @@ def test_in_graph_update_equals_tf_agents_train_on_the_same_batches():
   tf.random.set_seed(1)
   ours, reference = _dqn_agents(fc_layer_params=(8, 8), target_update_period=3,
                                 td_errors_loss_fn=common.element_wise_squared_loss, gamma=0.9)
-  learner = InGraphDqn(ours)
+  learner = InGraphDqn.from_agent(ours)
   learner.build()
   update = tf.function(learner.update, jit_compile=True)
   rng = np.random.default_rng(0)
@@ -268,8 +276,8 @@ def test_target_sync_counts_updates_as_tf_agents_periodically_does():
   period (tf-agents syncs at each multiple); updates_until_target_sync
   counts down to the next one."""
   agent, _ = _dqn_agents(fc_layer_params=(4,), target_update_period=4)
-  learner = InGraphDqn(agent)
-  counter = agent._update_target._counter
+  learner = InGraphDqn.from_agent(agent)
+  counter = learner.target_sync_counter
   targets, sources = agent._target_q_network.variables, agent._q_network.variables
 
   def perturb():
@@ -292,6 +300,17 @@ def test_target_sync_counts_updates_as_tf_agents_periodically_does():
   assert synced() and int(learner.updates_until_target_sync()) == 4
 
 
+def test_compiled_loops_checkpoint_holds_the_learners_target_sync_counter(tmp_path):
+  agent, _ = _dqn_agents(fc_layer_params=(4,), target_update_period=4)
+  loop = compiled.CompiledLoop(tf_envs.CartPole(), InGraphDqn.from_agent(agent), num_envs=1,
+                               replay_capacity=4, batch_size=2, seed=0, jit_compile=False)
+  loop.learner.target_sync_counter.assign(3)
+  path = tf.train.Checkpoint(compiled_loop=loop).save(str(tmp_path / "ckpt"))
+  loop.learner.target_sync_counter.assign(0)
+  tf.train.Checkpoint(compiled_loop=loop).restore(path).assert_existing_objects_matched()
+  assert int(loop.learner.target_sync_counter) == 3
+
+
 def test_one_long_run_equals_many_short_ones():
   """run(n) runs its iterations in segments that end at target syncs (one
   sync per segment); n calls of run(1) end a segment every iteration. Same
@@ -300,7 +319,7 @@ def test_one_long_run_equals_many_short_ones():
                          epsilon_end=0.5, learning_rate=1e-2)
   tf.random.set_seed(2)
   agents = _dqn_agents(**hyperparameters)
-  loops = [compiled.CompiledLoop(tf_envs.CartPole(), InGraphDqn(agent), num_envs=2,
+  loops = [compiled.CompiledLoop(tf_envs.CartPole(), InGraphDqn.from_agent(agent), num_envs=2,
                                  replay_capacity=16, batch_size=4, seed=0, steps_per_iteration=1,
                                  train_steps_per_iteration=2, jit_compile=False)
            for agent in agents]
@@ -312,7 +331,8 @@ def test_one_long_run_equals_many_short_ones():
     loops[1].run(tf.constant(1, tf.int64))
   ours, theirs = agents
   assert int(ours.train_step_counter) == int(theirs.train_step_counter) == 22
-  assert int(ours._update_target._counter) == int(theirs._update_target._counter) == 22
+  assert int(loops[0].learner.target_sync_counter) == \
+      int(loops[1].learner.target_sync_counter) == 22
   np.testing.assert_array_equal(loops[0].replay.storage["action"].numpy(),
                                 loops[1].replay.storage["action"].numpy())
   for a, b in zip(ours._q_network.variables + ours._target_q_network.variables,
@@ -360,6 +380,21 @@ def test_compiled_loop_refuses_agents_without_an_in_graph_learner(tmp_path):
   config.parse_config(["sac_pendulum.gin"], ["tfrl.train.train.compiled = True"])
   with pytest.raises(ConfigError, match="no in-graph learner for SacAgent"):
     tfrl.train.train(str(tmp_path / "run"), log=lambda _: None)
+
+
+def test_a_plain_tf_agents_dqn_agent_is_refused_by_name():
+  """The learner reads only the parts tfrl's DqnAgent records; tf-agents'
+  own DqnAgent has none to read."""
+  from tf_agents.agents.dqn import dqn_agent  # pylint: disable=import-outside-toplevel
+  from tf_agents.networks import q_network  # pylint: disable=import-outside-toplevel
+  env = tfrl.envs.load("CartPole-v1")
+  time_step_spec, action_spec = (tensor_spec.from_spec(env.time_step_spec()),
+                                 tensor_spec.from_spec(env.action_spec()))
+  plain = dqn_agent.DqnAgent(time_step_spec, action_spec,
+                             q_network.QNetwork(time_step_spec.observation, action_spec),
+                             tf.keras.optimizers.Adam())
+  with pytest.raises(ConfigError, match="needs a DqnAgent built by tfrl.agents.dqn"):
+    compiled.in_graph_learner(plain)
 
 
 def test_xla_cpu_runtime_path():

@@ -195,3 +195,14 @@ def test_reseed_restarts_the_env_as_if_loaded_with_the_new_seed(num_envs):
   fresh = envs.load("CartPole-v1", seed=seed, num_envs=num_envs).reset().observation
   np.testing.assert_array_equal(resumed, fresh)
   assert not np.array_equal(resumed, first)
+
+
+def test_delayed_reward_passes_gymnasiums_env_checker():
+  """check_env re-creates the env from its spec, which needs the wrapper's
+  constructor arguments."""
+  from gymnasium.utils.env_checker import check_env
+  from tfrl.envs.delayed import DelayedReward
+  env = DelayedReward(gym.make("CartPole-v1"))
+  check_env(env, skip_render_check=True)
+  assert env.spec.additional_wrappers[-1].name == "DelayedReward"
+  check_env(gym.make("tfrl/DelayedCoinWalk-v0"), skip_render_check=True)

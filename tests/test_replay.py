@@ -152,3 +152,38 @@ def test_per_env_episode_metrics_across_resets(counting_env_id, vectorization):
       assert length == expected_length
       assert episode_return == sum(range(1, length + 1))  # reward = step number
   env.close()
+
+
+def test_embedded_server_leaves_no_directory_behind(tmp_path, monkeypatch):
+  """Reverb gives a server without a checkpointer a fresh temporary
+  directory and never removes it; ours is removed at close."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+  import reverb  # pylint: disable=import-outside-toplevel
+  server = replay.ReplayServer([reverb.Table.queue("queue", 10)])
+  server.client.server_info()
+  server.close()
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_flat_call_is_the_public_call():
+  """The driver calls its policy graph through TF's private
+  ConcreteFunction._call_flat (drivers.driver.flat_call): same outputs as the
+  public call, captured variables included, and the signature it relies on."""
+  import inspect  # pylint: disable=import-outside-toplevel
+  from tfrl.drivers.driver import flat_call  # pylint: disable=import-outside-toplevel
+  scale = tf.Variable(2.0)
+  function = tf.function(lambda x, n: {"y": x * scale + tf.cast(n, tf.float32), "n": n + 1},
+                         autograph=False)
+  concrete = function.get_concrete_function(tf.TensorSpec([None, 2]), tf.TensorSpec([], tf.int64))
+  assert list(inspect.signature(type(concrete)._call_flat).parameters) == \
+      ["self", "tensor_inputs", "captured_inputs"]
+  call = flat_call(concrete)
+  x, n = tf.constant([[1.0, 2.0], [3.0, 4.0]]), tf.constant(5, tf.int64)
+  for _ in range(2):
+    ours, public = call([x, n]), concrete(x, n)
+    assert ours.keys() == public.keys() == {"y", "n"}
+    for key in ours:
+      np.testing.assert_array_equal(ours[key].numpy(), public[key].numpy())
+    scale.assign(-1.0)  # a changed variable is read, not baked in
+  np.testing.assert_array_equal(ours["y"].numpy(), [[4.0, 3.0], [2.0, 1.0]])

@@ -186,6 +186,20 @@ def test_lessons_sampled_by_softmax_of_loss(lessons):
                              atol=0.03)
 
 
+def test_lessons_buffer_leaves_no_directory_behind(tmp_path, monkeypatch):
+  """Its server and its checkpoint round trip use temporary directories;
+  none outlives the buffer."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+  buffer = LessonsBuffer(capacity=4)
+  buffer.start(feature_size=2)
+  buffer.add([episode(0), episode(1)], [0.0, 1.0], [0.1, 0.2])
+  buffer.deserialize(buffer.serialize())
+  assert buffer.size == 2
+  buffer.close()
+  assert list(tmp_path.iterdir()) == []
+
+
 def test_full_lessons_replace_the_lowest_loss_only_with_a_higher_one(lessons):
   buffer = lessons(capacity=3, temperature=1.0)
   buffer.add([episode(i) for i in range(3)], [1.0] * 3, [1.0, 2.0, 3.0])

@@ -48,9 +48,13 @@ class GaussianNoisePolicy(tf_policy.TFPolicy):
 
 
 def explore_with_gaussian_noise(agent, actor_net, scale: float):
-  """Replaces a DDPG/TD3 agent's collect policy by actor + per-env Gaussian noise."""
-  # pylint: disable=protected-access
-  agent._collect_policy = GaussianNoisePolicy(
+  """Replaces a DDPG/TD3 agent's collect policy (tfrl's DdpgAgent and
+  Td3Agent collect with `exploration_policy` once set) by actor + per-env
+  Gaussian noise."""
+  if not hasattr(type(agent), "exploration_policy"):
+    raise TypeError(f"{type(agent).__name__} does not collect with an exploration_policy; "
+                    f"use tfrl.agents.diagnostics.DdpgAgent or Td3Agent")
+  agent.exploration_policy = GaussianNoisePolicy(
       actor_policy.ActorPolicy(agent.time_step_spec, agent.action_spec, actor_net, clip=False),
       scale=scale, clip=True)
   return agent

@@ -5,11 +5,10 @@ from typing import Optional, Sequence
 
 import gin
 import tensorflow as tf
-from tf_agents.agents.dqn import dqn_agent
 from tf_agents.networks import q_network
 from tf_agents.utils import common, eager_utils
 
-from tfrl.agents.diagnostics import DqnAgent
+from tfrl.agents.diagnostics import DqnAgent, DqnParts
 from tfrl.errors import ConfigError
 from tfrl.networks import adam
 
@@ -32,7 +31,9 @@ def exponentially_decaying_epsilon(step, decay_rate: float, start: float, end: f
 EPSILON_SCHEDULES = ("linear", "exponential")
 
 # TD loss choices for gin (`td_errors_loss_fn = @tfrl.agents.squared_loss`):
-# the tutorial's squared error; the default stays Huber.
+# the tutorial's squared error; the default stays Huber. Both element-wise:
+# the agent weighs each transition's loss (prioritized replay's importance
+# weights), which a loss already averaged over the batch would defeat.
 gin.external_configurable(common.element_wise_squared_loss, "squared_loss", module="tfrl.agents")
 gin.external_configurable(common.element_wise_huber_loss, "huber_loss", module="tfrl.agents")
 
@@ -50,7 +51,7 @@ def epsilon_greedy(q_values, epsilon, seed):
 
 
 def q_learning_td_loss(q_values, actions, rewards, discounts, next_target_q_values, gamma: float,
-                       loss_fn=tf.compat.v1.losses.huber_loss):
+                       loss_fn=common.element_wise_huber_loss):
   """Per-transition loss of one-step Q-learning:
   loss_fn(r + gamma * discount * max_a' Q_target(s', a'), Q(s, a)).
   `discounts` is 0 where the episode terminated (no future) and 1 where it
@@ -78,7 +79,7 @@ def dqn(time_step_spec,
         target_update_tau: float = 1.0,
         n_step_update: int = 1,
         gradient_clipping: Optional[float] = None,
-        td_errors_loss_fn=tf.compat.v1.losses.huber_loss):
+        td_errors_loss_fn=common.element_wise_huber_loss):
   """Q-learning from replayed transitions.
 
   Exploration: epsilon decays linearly from `epsilon_start` to `epsilon_end`
@@ -86,6 +87,11 @@ def dqn(time_step_spec,
   it resumes with the checkpoint); `epsilon_schedule="exponential"` decays it
   as exp(-epsilon_decay_rate * step) instead. The target network is synced every
   `target_update_period` train steps (tau=1 copies, tau<1 averages).
+  `td_errors_loss_fn` must be element-wise ([B] losses), so importance
+  weights weigh each transition.
+
+  Returns tfrl's DqnAgent, whose `parts` (`DqnParts`) are what it was built
+  from: `InGraphDqn.from_agent` builds the compiled loop's learner of them.
   """
   if epsilon_schedule not in EPSILON_SCHEDULES:
     raise ConfigError(f"epsilon_schedule must be one of {EPSILON_SCHEDULES}, "
@@ -97,11 +103,13 @@ def dqn(time_step_spec,
   else:
     epsilon = lambda: exponentially_decaying_epsilon(
         train_step, epsilon_decay_rate, epsilon_start, epsilon_end)
+  q_net = q_network.QNetwork(time_step_spec.observation, action_spec,
+                            fc_layer_params=tuple(fc_layer_params))
   agent = DqnAgent(
       time_step_spec,
       action_spec,
-      q_network=q_network.QNetwork(time_step_spec.observation, action_spec,
-                                   fc_layer_params=tuple(fc_layer_params)),
+      q_network=q_net,
+      target_q_network=q_net.copy(name="TargetQNetwork"),
       optimizer=adam(learning_rate),
       epsilon_greedy=epsilon,
       gamma=gamma,
@@ -115,40 +123,64 @@ def dqn(time_step_spec,
   return agent
 
 
-class InGraphDqn:
+class InGraphDqn(tf.Module):
   """A DqnAgent's act and train step as plain TF ops, for loops compiled
-  into one graph (`tfrl.train.compiled`). It shares the agent's variables:
-  the Q network, target network, optimizer, train-step counter, epsilon
-  schedule and target-sync counter (`_sync_target`), so a
-  checkpoint, the greedy policy and evaluation are the agent's. The update
-  is tf-agents' DqnAgent._train (1-step, no reward scaling or weights)
-  without its nest and distribution plumbing, which XLA would otherwise
-  have to carry on every step.
+  into one graph (`tfrl.train.compiled`), built from the agent's `DqnParts`
+  alone. It shares their state: the Q network, target network, optimizer,
+  train-step counter and epsilon schedule, so a checkpoint, the greedy
+  policy and evaluation are the agent's. The update is tf-agents'
+  DqnAgent._train (1-step, no reward scaling or weights) without its nest
+  and distribution plumbing, which XLA would otherwise have to carry on
+  every step.
+
+  It counts its own updates towards target syncs (`target_sync_counter`,
+  a variable of this module, so the compiled loop's checkpoint holds it);
+  the agent's `train` counts its own, so the two are not to be mixed on
+  one agent.
   """
 
-  def __init__(self, agent: dqn_agent.DqnAgent):
-    if agent._n_step_update != 1 or agent._reward_scale_factor != 1.0:
+  def __init__(self, parts: DqnParts):
+    super().__init__(name="in_graph_dqn")
+    if parts.n_step_update != 1 or parts.reward_scale_factor != 1.0:
       raise ConfigError("the compiled DQN loop supports n_step_update=1 and reward_scale_factor=1")
-    self.agent = agent
-    self.time_step_spec = agent.time_step_spec
-    self.action_spec = agent.action_spec
-    observation = agent.time_step_spec.observation
-    self.transition_spec = dict(observation=observation, action=agent.action_spec,
-                                reward=agent.time_step_spec.reward,
-                                discount=agent.time_step_spec.discount,
+    if parts.epsilon_greedy is None:
+      raise ConfigError("the compiled DQN loop explores epsilon-greedily (epsilon_greedy is None)")
+    self.action_spec = parts.action_spec
+    observation = parts.time_step_spec.observation
+    self.transition_spec = dict(observation=observation, action=parts.action_spec,
+                                reward=parts.time_step_spec.reward,
+                                discount=parts.time_step_spec.discount,
                                 next_observation=observation)
-    self.network = agent._q_network
-    self.variables = self.network.trainable_variables
+    self.q_network, self.target_q_network = parts.q_network, parts.target_q_network
+    self.optimizer = parts.optimizer
+    self.train_step_counter = parts.train_step_counter
+    self.epsilon = parts.epsilon_greedy
+    self.gamma, self.td_errors_loss_fn = parts.gamma, parts.td_errors_loss_fn
+    self.gradient_clipping = parts.gradient_clipping
+    self.target_update_tau = parts.target_update_tau
+    self.target_sync_period = parts.target_update_period  # updates between syncs (1: every)
+    self.target_sync_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                           name="target_sync_counter")
+    self.variables_to_train = self.q_network.trainable_variables
+
+  @classmethod
+  def from_agent(cls, agent) -> "InGraphDqn":
+    """The learner of a DqnAgent that records its parts (`tfrl.agents.dqn`'s)."""
+    parts = getattr(agent, "parts", None)
+    if not isinstance(parts, DqnParts):
+      raise ConfigError(f"the compiled loop needs a DqnAgent built by tfrl.agents.dqn "
+                        f"(tfrl.agents.diagnostics.DqnAgent), got {type(agent).__name__}")
+    return cls(parts)
 
   def build(self):
     """Creates the optimizer's slots now: TF cannot create variables inside
     the compiled loop."""
-    self.agent._optimizer.build(self.variables)
+    self.optimizer.build(self.variables_to_train)
 
   def act(self, observation, seed):
     """The collect policy: epsilon-greedy with the agent's schedule."""
-    q_values, _ = self.network(observation, training=False)
-    epsilon = self.agent.collect_policy._get_epsilon()
+    q_values, _ = self.q_network(observation, training=False)
+    epsilon = self.epsilon() if callable(self.epsilon) else self.epsilon
     return tf.cast(epsilon_greedy(q_values, epsilon, seed), self.action_spec.dtype)
 
   def random_act(self, observation, seed):
@@ -158,31 +190,23 @@ class InGraphDqn:
     q_values = tf.zeros([tf.shape(observation)[0], num_actions])
     return tf.cast(epsilon_greedy(q_values, 1.0, seed), self.action_spec.dtype)
 
-  @property
-  def target_sync_period(self) -> int:
-    """Updates between target syncs (1: after every update)."""
-    return self.agent.target_update_period
-
   def update(self, batch, sync_target: bool = True):
     """One train step on a batch of transitions; returns the mean loss.
     `sync_target=False` leaves the target sync to the caller
     (`advance_target_sync`), which may count several updates at once."""
-    agent = self.agent
-    next_q, _ = agent._target_q_network(batch["next_observation"], training=False)
+    next_q, _ = self.target_q_network(batch["next_observation"], training=False)
     with tf.GradientTape() as tape:
-      q_values, _ = self.network(batch["observation"], training=True)
+      q_values, _ = self.q_network(batch["observation"], training=True)
       td_loss = q_learning_td_loss(q_values, batch["action"], batch["reward"], batch["discount"],
-                                   next_q, agent._gamma, agent._td_errors_loss_fn)
-      # A reducing loss (tf.compat.v1's huber averages) broadcast over the
-      # batch, as tf-agents does.
-      td_loss = td_loss * tf.ones_like(batch["reward"])
+                                   next_q, self.gamma, self.td_errors_loss_fn)
       loss = common.aggregate_losses(per_example_loss=td_loss,
-                                     regularization_loss=self.network.losses).total_loss
-    grads_and_vars = list(zip(tape.gradient(loss, self.variables), self.variables))
-    if agent._gradient_clipping is not None:
-      grads_and_vars = eager_utils.clip_gradient_norms(grads_and_vars, agent._gradient_clipping)
-    agent._optimizer.apply_gradients(grads_and_vars)
-    agent.train_step_counter.assign_add(1)
+                                     regularization_loss=self.q_network.losses).total_loss
+    variables = self.variables_to_train
+    grads_and_vars = list(zip(tape.gradient(loss, variables), variables))
+    if self.gradient_clipping is not None:
+      grads_and_vars = eager_utils.clip_gradient_norms(grads_and_vars, self.gradient_clipping)
+    self.optimizer.apply_gradients(grads_and_vars)
+    self.train_step_counter.assign_add(1)
     if sync_target:
       self.advance_target_sync(1)
     return loss
@@ -190,27 +214,23 @@ class InGraphDqn:
   def updates_until_target_sync(self):
     """How many more updates until (and including) the next that syncs the
     target: 1 to `target_sync_period`."""
-    period = self.target_sync_period
-    counter = self.agent._update_target._counter
+    period, counter = self.target_sync_period, self.target_sync_counter
     return tf.cast(period, counter.dtype) - tf.math.floormod(counter, period)
 
   def advance_target_sync(self, updates):
     """tf-agents' periodic target update (`common.Periodically` around a
-    soft update) after `updates` more updates: syncs if the count crossed a
-    multiple of the period, as the agent does at each multiple. No
-    `tf.cond`: the new target weights are selected with `tf.where`, so the
-    compiled loop has no branch here (XLA's CPU runtime,
+    soft update: a sync after every update whose count is a multiple of the
+    period) after `updates` more updates: syncs if the count crossed a
+    multiple. No `tf.cond`: the new target weights are selected with
+    `tf.where`, so the compiled loop has no branch here (XLA's CPU runtime,
     `tfrl.train.train_compiled.xla_cpu_runtime`, fails to link a conditional
-    inside the loop). Uses the Periodically's own counter, so a checkpoint
-    and the regular agent agree on when the next sync is."""
-    agent = self.agent
-    tau, period = agent.target_update_tau, agent.target_update_period
+    inside the loop)."""
+    tau, period, counter = self.target_update_tau, self.target_sync_period, self.target_sync_counter
+    before = counter.read_value()
+    after = counter.assign_add(tf.cast(updates, counter.dtype))
     if period == 1:
-      due = tf.constant(True)
+      due = tf.constant(True)  # a constant select: the graph optimizer drops it
     else:
-      counter = agent._update_target._counter
-      before = counter.read_value()
-      after = counter.assign_add(tf.cast(updates, counter.dtype))
       due = tf.math.floordiv(after, period) > tf.math.floordiv(before, period)
-    for target, source in zip(agent._target_q_network.variables, self.network.variables):
+    for target, source in zip(self.target_q_network.variables, self.q_network.variables):
       target.assign(tf.where(due, tau * source + (1.0 - tau) * target, target))

@@ -161,18 +161,30 @@ def _compiled_action_fn(policy: tf_policy.TFPolicy, batch_size: int):
     state = tree.unflatten_as(state_spec, flat[num_obs:])
     return tree.flatten(policy.action(time_step, state))
 
-  concrete = tf.function(flat_action, autograph=False).get_concrete_function(*input_specs)
-  captured = concrete.captured_inputs
+  call = flat_call(
+      tf.function(flat_action, autograph=False).get_concrete_function(*input_specs))
   step_structure = policy.policy_step_spec
 
   def action_fn(time_step, state):
     inputs = [time_step.step_type] + tree.flatten(time_step.observation) + tree.flatten(state)
-    # _call_flat: the public __call__ re-binds arguments to the signature on
-    # every call, which costs more than running the graph (TF 2.15 is pinned).
-    outputs = concrete._call_flat([tf.constant(x) for x in inputs], captured)  # pylint: disable=protected-access
+    outputs = call([tf.constant(x) for x in inputs])
     return tree.unflatten_as(step_structure, [t.numpy() for t in outputs])
 
   return action_fn
+
+
+def flat_call(concrete):
+  """`concrete` (a ConcreteFunction of tensor arguments only) as a function
+  of the list of its arguments, returning what `concrete(*arguments)` does.
+
+  Through TF's private `ConcreteFunction._call_flat(tensor_inputs,
+  captured_inputs)`: the public call re-binds the arguments to the
+  function's signature on every call, which costs more than running a small
+  policy graph. TF is pinned (2.15); tests/test_replay.py
+  (test_flat_call_is_the_public_call) fails if TF changes it.
+  """
+  captured = concrete.captured_inputs
+  return lambda arguments: concrete._call_flat(arguments, captured)  # pylint: disable=protected-access
 
 
 def _add_batch_dim(nest):

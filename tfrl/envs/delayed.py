@@ -17,11 +17,14 @@ import gymnasium as gym
 import numpy as np
 
 
-class DelayedReward(gym.Wrapper):
+class DelayedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
   """Withholds every reward and pays the episode's sum at its last step."""
 
   def __init__(self, env: gym.Env):
-    super().__init__(env)
+    # Recorded so the env's spec can re-create the wrapper (gymnasium's
+    # env checker and `gym.make(env.spec)` do).
+    gym.utils.RecordConstructorArgs.__init__(self)
+    gym.Wrapper.__init__(self, env)
     self._withheld = 0.0
 
   def reset(self, **kwargs):

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tf_agents.agents.ddpg import actor_network as ddpg_actor_network
 from tf_agents.agents.ddpg import critic_network as ddpg_critic_network
-from tf_agents.agents.sac import tanh_normal_projection_network
+from tf_agents.agents.sac import sac_agent, tanh_normal_projection_network
 from tf_agents.networks import actor_distribution_network
 from tf_agents.networks import normal_projection_network
 from tf_agents.networks import value_network as value_network_lib
@@ -57,10 +57,14 @@ def critic_network(observation_spec, action_spec, fc_layer_params: Sequence[int]
 def squashed_gaussian_actor_network(observation_spec, action_spec,
                                     fc_layer_params: Sequence[int]):
   """pi(a|s) for SAC: a diagonal Gaussian squashed by tanh into the action
-  bounds; its mode (tanh of the mean, scaled) is the evaluation action."""
+  bounds; its mode (tanh of the mean, scaled) is the evaluation action.
+  The log-std is clipped to [-20, 2] as Spinning Up's (tf-agents'
+  `std_clip_transform`): unbounded, exp() of it reaches 0 or inf."""
   return actor_distribution_network.ActorDistributionNetwork(
       observation_spec, action_spec, fc_layer_params=tuple(fc_layer_params),
-      continuous_projection_net=tanh_normal_projection_network.TanhNormalProjectionNetwork)
+      continuous_projection_net=functools.partial(
+          tanh_normal_projection_network.TanhNormalProjectionNetwork,
+          std_transform=sac_agent.std_clip_transform))
 
 
 class LinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):

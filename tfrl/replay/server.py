@@ -1,6 +1,7 @@
 """Where the Reverb tables live: an embedded server, or an external one."""
 
 import socket
+import tempfile
 from typing import Optional, Sequence
 
 import reverb
@@ -26,9 +27,15 @@ class ReplayServer:
     checkpoint the server loads at start); `restore_from`: a checkpoint to
     load when `checkpoint_dir` holds none."""
     self._server = None
+    # Without a checkpoint_dir Reverb would make itself a temporary directory
+    # (tempfile.mkdtemp) and leave it behind; this one goes at close.
+    self._scratch_dir = None
     if address is None:
-      checkpointer = (reverb.checkpointers.DefaultCheckpointer(
-          checkpoint_dir, fallback_checkpoint_path=restore_from) if checkpoint_dir else None)
+      if not checkpoint_dir:
+        self._scratch_dir = tempfile.TemporaryDirectory(prefix="tfrl-reverb-")
+        checkpoint_dir = self._scratch_dir.name
+      checkpointer = reverb.checkpointers.DefaultCheckpointer(
+          checkpoint_dir, fallback_checkpoint_path=restore_from)
       self._server = reverb.Server(list(tables), port=port, checkpointer=checkpointer)
       # Reverb listens on all interfaces; in-process clients talk over loopback.
       address = f"localhost:{self._server.port}"
@@ -60,3 +67,6 @@ class ReplayServer:
     if self._server is not None:
       self._server.stop()
       self._server = None
+    if self._scratch_dir is not None:
+      self._scratch_dir.cleanup()
+      self._scratch_dir = None

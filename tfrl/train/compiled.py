@@ -32,8 +32,9 @@ from tfrl.errors import ConfigError
 from tfrl.replay.in_graph import InGraphReplay
 from tfrl.train import loop, sources
 
-# Which in-graph learner drives which tf-agents agent.
-LEARNERS = {dqn_agent.DqnAgent: InGraphDqn}
+# Which in-graph learner drives which tf-agents agent: agent type -> a
+# function of the agent that builds it.
+LEARNERS = {dqn_agent.DqnAgent: InGraphDqn.from_agent}
 RNGS = ("stateless", "generator")
 
 
