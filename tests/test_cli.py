@@ -66,17 +66,18 @@ def copy_of(run, tmp_path):
     (["--gin_file=envs/cartpole.gin"], "Required bindings for `train` not provided"),
     (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.agents.reinforce.learning_rate=0.5"],
      "different config"),
-    # Types and ranges of the run's settings and an agent's hyperparameters.
-    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.num_iterations='many'"],
-     "tfrl.train.train.num_iterations = 'many': must be an integer"),
-    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.eval_interval=0"],
-     "tfrl.train.train.eval_interval = 0: must be >= 1"),
+    # Types and ranges of the run's settings and an agent's hyperparameters
+    # (TINY's bindings come last: these name parameters it does not set).
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.num_envs='many'"],
+     "tfrl.train.train.num_envs = 'many': must be an integer"),
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.checkpoint_interval=0"],
+     "tfrl.train.train.checkpoint_interval = 0: must be >= 1"),
     (["--gin_file=reinforce_cartpole.gin", "--seed=-1"], "tfrl.train.train.seed = -1: must be >= 0"),
     (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.agents.reinforce.learning_rate='fast'"],
      "tfrl.agents.reinforce.learning_rate = 'fast': must be a number"),
     (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.replay.EpisodeReplay.capacity=0"],
      "tfrl.replay.EpisodeReplay.capacity = 0: must be >= 1"),
-    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.num_iterations=%NOPE"],
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.batch_size=%NOPE"],
      "undefined gin macro(s): %NOPE"),
     # The agent against the environment's actions; a missing env package; modes.
     (["--gin_file=envs/pendulum.gin", "--gin_file=agents/dqn.gin"],

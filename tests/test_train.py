@@ -119,3 +119,35 @@ def test_killed_before_first_checkpoint_restarts_without_duplicate_rows(tmp_path
     f.unlink()  # as if killed after writing progress rows but before any checkpoint
   run(str(root), ["reinforce_cartpole.gin"], TINY_REINFORCE)
   assert [int(r["iteration"]) for r in progress(str(root))] == [0, 2, 4]
+
+
+def test_stop_at_return_hook_ends_the_run_with_a_checkpoint(tmp_path):
+  root = str(tmp_path / "run")
+  config.parse_config(["reinforce_cartpole.gin"],
+                      TINY_REINFORCE + ["tfrl.train.train.num_iterations = 40"])
+  logged = []
+  last = tfrl.train.train(root, hooks=[tfrl.train.StopAtReturn(0.0)], log=logged.append)
+  # Any CartPole return is >= 0: the first row after iteration 0 stops the run.
+  assert [int(r["iteration"]) for r in progress(root)] == [0, 2]
+  assert int(last["iteration"]) == 2
+  assert any(m.startswith("stopping at iteration 2: avg_return") for m in logged)
+  checkpoints = os.listdir(os.path.join(root, "checkpoints"))
+  assert any(f.startswith("ckpt-2.") for f in checkpoints)
+
+
+def test_checkpoints_also_come_by_the_clock(tmp_path):
+  root = str(tmp_path / "run")
+  run(root, ["reinforce_cartpole.gin"],
+      TINY_REINFORCE + ["tfrl.train.train.checkpoint_interval = 1000",
+                        "tfrl.train.train.checkpoint_interval_s = 1e-9"])
+  checkpoints = os.listdir(os.path.join(root, "checkpoints"))
+  # Every iteration is past the time limit; the last 3 are kept.
+  assert {f.split(".")[0] for f in checkpoints if f.startswith("ckpt-")} == {"ckpt-2", "ckpt-3",
+                                                                              "ckpt-4"}
+
+
+def test_a_run_config_and_settings_are_not_mixed(tmp_path):
+  config.parse_config(["reinforce_cartpole.gin"], TINY_REINFORCE)
+  with pytest.raises(ConfigError, match="either a RunConfig or settings"):
+    tfrl.train.train(str(tmp_path / "run"), tfrl.train.RunConfig(), seed=3)
+  assert not os.path.exists(tmp_path / "run")

@@ -6,7 +6,7 @@ GaussianPolicy and OUNoisePolicy draw one sample per step and add it to every
 env's action).
 """
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import gin
 import tensorflow as tf
@@ -14,6 +14,8 @@ import tensorflow_probability as tfp
 from tf_agents.policies import actor_policy
 from tf_agents.policies import tf_policy
 
+from tfrl.agents.factory import agent_factory, CONTINUOUS
+from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
 from tfrl.agents.diagnostics import DdpgAgent
 from tfrl.networks import adam, critic_network, deterministic_actor_network
 
@@ -69,20 +71,21 @@ def actor_and_critic(time_step_spec, action_spec, actor_fc_layer_params,
 
 
 @gin.configurable(module="tfrl.agents")
+@agent_factory("ddpg", CONTINUOUS)
 def ddpg(time_step_spec,
          action_spec,
-         actor_fc_layer_params: Sequence[int] = (256, 256),
-         critic_fc_layer_params: Sequence[int] = (256, 256),
-         actor_learning_rate: float = 1e-3,
-         critic_learning_rate: float = 1e-3,
-         gamma: float = 0.99,
-         target_update_tau: float = 0.005,
-         target_update_period: int = 1,
-         exploration_noise_std: float = 0.1,
+         actor_fc_layer_params: Layers = (256, 256),
+         critic_fc_layer_params: Layers = (256, 256),
+         actor_learning_rate: PositiveFloat = 1e-3,
+         critic_learning_rate: PositiveFloat = 1e-3,
+         gamma: Fraction = 0.99,
+         target_update_tau: Fraction = 0.005,
+         target_update_period: Count = 1,
+         exploration_noise_std: NonNegativeFloat = 0.1,
          td_errors_loss_fn=tf.math.squared_difference,
-         reward_scale_factor: float = 1.0,
-         dqda_clipping: Optional[float] = None,
-         gradient_clipping: Optional[float] = None):
+         reward_scale_factor: PositiveFloat = 1.0,
+         dqda_clipping: Optional[PositiveFloat] = None,
+         gradient_clipping: Optional[PositiveFloat] = None):
   """Deep deterministic policy gradient: Q-learning for continuous actions.
 
   The critic Q(s, a) regresses on r + gamma * Q_targ(s', mu_targ(s')); the

@@ -1,13 +1,15 @@
 """DQN (Mnih et al., 2015): tf-agents' DqnAgent with an online and a target
 network and a linearly decaying epsilon-greedy collect policy."""
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import gin
 import tensorflow as tf
 from tf_agents.networks import q_network
 from tf_agents.utils import common, eager_utils
 
+from tfrl.agents.factory import agent_factory, DISCRETE
+from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, NonNegativeInt, PositiveFloat
 from tfrl.agents.diagnostics import DqnAgent, DqnParts
 from tfrl.errors import ConfigError
 from tfrl.networks import adam
@@ -65,20 +67,21 @@ def q_learning_td_loss(q_values, actions, rewards, discounts, next_target_q_valu
 
 
 @gin.configurable(module="tfrl.agents")
+@agent_factory("dqn", DISCRETE)
 def dqn(time_step_spec,
         action_spec,
-        fc_layer_params: Sequence[int] = (64, 64),
-        learning_rate: float = 1e-3,
-        gamma: float = 0.99,
-        epsilon_start: float = 1.0,
-        epsilon_end: float = 0.05,
-        epsilon_decay_steps: int = 10_000,
+        fc_layer_params: Layers = (64, 64),
+        learning_rate: PositiveFloat = 1e-3,
+        gamma: Fraction = 0.99,
+        epsilon_start: Fraction = 1.0,
+        epsilon_end: Fraction = 0.05,
+        epsilon_decay_steps: NonNegativeInt = 10_000,
         epsilon_schedule: str = "linear",
-        epsilon_decay_rate: float = 1e-3,
-        target_update_period: int = 100,
-        target_update_tau: float = 1.0,
-        n_step_update: int = 1,
-        gradient_clipping: Optional[float] = None,
+        epsilon_decay_rate: NonNegativeFloat = 1e-3,
+        target_update_period: Count = 100,
+        target_update_tau: Fraction = 1.0,
+        n_step_update: Count = 1,
+        gradient_clipping: Optional[PositiveFloat] = None,
         td_errors_loss_fn=common.element_wise_huber_loss):
   """Q-learning from replayed transitions.
 

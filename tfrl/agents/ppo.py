@@ -14,11 +14,13 @@ the discount of the step after an episode's boundary, so a truncated
 episode's last advantage took in the next episode's values.
 """
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import gin
 import tensorflow as tf
 
+from tfrl.agents.factory import agent_factory
+from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
 from tfrl.agents.policy_gradient import PolicyGradientAgent, actor_and_value_networks
 from tfrl.networks import adam
 
@@ -75,24 +77,25 @@ class PpoAgent(PolicyGradientAgent):
 
 
 @gin.configurable(module="tfrl.agents")
+@agent_factory("ppo")
 def ppo(time_step_spec,
         action_spec,
-        actor_fc_layer_params: Sequence[int] = (64, 64),
-        value_fc_layer_params: Sequence[int] = (64, 64),
+        actor_fc_layer_params: Layers = (64, 64),
+        value_fc_layer_params: Layers = (64, 64),
         activation: str = "tanh",
-        policy_learning_rate: float = 3e-4,
-        value_learning_rate: float = 1e-3,
-        learning_rate_decay_steps: Optional[int] = None,
-        clip_ratio: float = 0.2,
-        target_kl: Optional[float] = 0.01,
-        num_epochs: int = 80,
-        num_minibatches: int = 1,
-        value_epochs: int = 80,
-        value_minibatches: int = 1,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.97,
-        entropy_coef: float = 0.0,
-        init_action_stddev: Optional[float] = None):
+        policy_learning_rate: PositiveFloat = 3e-4,
+        value_learning_rate: PositiveFloat = 1e-3,
+        learning_rate_decay_steps: Optional[Count] = None,
+        clip_ratio: PositiveFloat = 0.2,
+        target_kl: Optional[PositiveFloat] = 0.01,
+        num_epochs: Count = 80,
+        num_minibatches: Count = 1,
+        value_epochs: Count = 80,
+        value_minibatches: Count = 1,
+        gamma: Fraction = 0.99,
+        gae_lambda: Fraction = 0.97,
+        entropy_coef: NonNegativeFloat = 0.0,
+        init_action_stddev: Optional[PositiveFloat] = None):
   """Spinning Up's defaults: clip 0.2, target_kl 0.01, 80 full-batch policy
   steps at 3e-4 and 80 value steps at 1e-3, gamma 0.99, lambda 0.97, 64-64
   tanh networks. `target_kl=None` turns early stopping off;

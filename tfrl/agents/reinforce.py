@@ -1,25 +1,28 @@
 """REINFORCE (Williams, 1992): tf-agents' ReinforceAgent, configured by gin."""
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import gin
 import tensorflow as tf
 
+from tfrl.agents.factory import agent_factory
+from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
 from tfrl.agents.diagnostics import ReinforceAgent
 from tfrl.networks import actor_network, adam, value_network
 
 
 @gin.configurable(module="tfrl.agents")
+@agent_factory("reinforce")
 def reinforce(time_step_spec,
               action_spec,
-              fc_layer_params: Sequence[int] = (100,),
-              learning_rate: float = 1e-3,
-              learning_rate_decay_steps: Optional[int] = None,
-              gamma: float = 1.0,
+              fc_layer_params: Layers = (100,),
+              learning_rate: PositiveFloat = 1e-3,
+              learning_rate_decay_steps: Optional[Count] = None,
+              gamma: Fraction = 1.0,
               normalize_returns: bool = True,
               value_baseline: bool = False,
-              entropy_regularization: Optional[float] = None,
-              gradient_clipping: Optional[float] = None):
+              entropy_regularization: Optional[NonNegativeFloat] = None,
+              gradient_clipping: Optional[PositiveFloat] = None):
   """Monte-Carlo policy gradient on whole episodes.
 
   `value_baseline=True` subtracts a learned state value (same layer sizes)

@@ -1,31 +1,34 @@
 """SAC (Haarnoja et al., 2018): tf-agents' SacAgent, with Spinning Up's defaults."""
 
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
 import gin
 import tensorflow as tf
 
+from tfrl.agents.factory import agent_factory, CONTINUOUS
+from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
 from tfrl.agents.diagnostics import SacAgent
 from tfrl.networks import adam, critic_network, squashed_gaussian_actor_network
 
 
 @gin.configurable(module="tfrl.agents")
+@agent_factory("sac", CONTINUOUS)
 def sac(time_step_spec,
         action_spec,
-        actor_fc_layer_params: Sequence[int] = (256, 256),
-        critic_fc_layer_params: Sequence[int] = (256, 256),
-        actor_learning_rate: float = 1e-3,
-        critic_learning_rate: float = 1e-3,
-        alpha: float = 0.2,
-        alpha_learning_rate: float = 0.0,
+        actor_fc_layer_params: Layers = (256, 256),
+        critic_fc_layer_params: Layers = (256, 256),
+        actor_learning_rate: PositiveFloat = 1e-3,
+        critic_learning_rate: PositiveFloat = 1e-3,
+        alpha: NonNegativeFloat = 0.2,
+        alpha_learning_rate: NonNegativeFloat = 0.0,
         target_entropy: Optional[float] = None,
-        gamma: float = 0.99,
-        target_update_tau: float = 0.005,
-        target_update_period: int = 1,
-        critic_loss_weight: float = 1.0,
-        reward_scale_factor: float = 1.0,
-        gradient_clipping: Optional[float] = None):
+        gamma: Fraction = 0.99,
+        target_update_tau: Fraction = 0.005,
+        target_update_period: Count = 1,
+        critic_loss_weight: PositiveFloat = 1.0,
+        reward_scale_factor: PositiveFloat = 1.0,
+        gradient_clipping: Optional[PositiveFloat] = None):
   """Soft actor-critic: off-policy actor-critic maximising return + alpha * entropy.
 
   Two critics regress on r + gamma * (min(Q1_targ, Q2_targ)(s', a') -

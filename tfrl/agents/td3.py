@@ -1,32 +1,35 @@
 """TD3 (Fujimoto et al., 2018): tf-agents' Td3Agent, with Spinning Up's defaults."""
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import gin
 import tensorflow as tf
 
+from tfrl.agents.factory import agent_factory, CONTINUOUS
+from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
 from tfrl.agents.diagnostics import Td3Agent
 from tfrl.agents.ddpg import actor_and_critic, explore_with_gaussian_noise
 from tfrl.networks import adam
 
 
 @gin.configurable(module="tfrl.agents")
+@agent_factory("td3", CONTINUOUS)
 def td3(time_step_spec,
         action_spec,
-        actor_fc_layer_params: Sequence[int] = (256, 256),
-        critic_fc_layer_params: Sequence[int] = (256, 256),
-        actor_learning_rate: float = 1e-3,
-        critic_learning_rate: float = 1e-3,
-        gamma: float = 0.99,
-        target_update_tau: float = 0.005,
-        policy_delay: int = 2,
-        target_update_period: Optional[int] = None,
-        exploration_noise_std: float = 0.1,
-        target_policy_noise: float = 0.2,
-        target_policy_noise_clip: float = 0.5,
+        actor_fc_layer_params: Layers = (256, 256),
+        critic_fc_layer_params: Layers = (256, 256),
+        actor_learning_rate: PositiveFloat = 1e-3,
+        critic_learning_rate: PositiveFloat = 1e-3,
+        gamma: Fraction = 0.99,
+        target_update_tau: Fraction = 0.005,
+        policy_delay: Count = 2,
+        target_update_period: Optional[Count] = None,
+        exploration_noise_std: NonNegativeFloat = 0.1,
+        target_policy_noise: NonNegativeFloat = 0.2,
+        target_policy_noise_clip: NonNegativeFloat = 0.5,
         td_errors_loss_fn=tf.math.squared_difference,
-        reward_scale_factor: float = 1.0,
-        gradient_clipping: Optional[float] = None):
+        reward_scale_factor: PositiveFloat = 1.0,
+        gradient_clipping: Optional[PositiveFloat] = None):
   """Twin delayed DDPG: DDPG with three fixes against Q overestimation.
 
   * Clipped double Q: two critics, both regressing on

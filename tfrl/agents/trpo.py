@@ -11,12 +11,14 @@ is left unchanged. The value function is fitted by its own optimizer. tf-agents
 has no TRPO, hence tfrl's own.
 """
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import gin
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfrl.agents.factory import agent_factory
+from tfrl.checks import Count, Fraction, Layers, PositiveFloat
 from tfrl.agents.policy_gradient import PolicyGradientAgent, actor_and_value_networks
 from tfrl.networks import adam
 
@@ -115,22 +117,23 @@ class TrpoAgent(PolicyGradientAgent):
 
 
 @gin.configurable(module="tfrl.agents")
+@agent_factory("trpo")
 def trpo(time_step_spec,
          action_spec,
-         actor_fc_layer_params: Sequence[int] = (64, 64),
-         value_fc_layer_params: Sequence[int] = (64, 64),
+         actor_fc_layer_params: Layers = (64, 64),
+         value_fc_layer_params: Layers = (64, 64),
          activation: str = "tanh",
-         max_kl: float = 0.01,
-         damping: float = 0.1,
-         cg_iters: int = 10,
-         backtrack_iters: int = 10,
-         backtrack_coeff: float = 0.8,
-         value_learning_rate: float = 1e-3,
-         value_epochs: int = 80,
-         value_minibatches: int = 1,
-         gamma: float = 0.99,
-         gae_lambda: float = 0.97,
-         init_action_stddev: Optional[float] = None):
+         max_kl: PositiveFloat = 0.01,
+         damping: PositiveFloat = 0.1,
+         cg_iters: Count = 10,
+         backtrack_iters: Count = 10,
+         backtrack_coeff: PositiveFloat = 0.8,
+         value_learning_rate: PositiveFloat = 1e-3,
+         value_epochs: Count = 80,
+         value_minibatches: Count = 1,
+         gamma: Fraction = 0.99,
+         gae_lambda: Fraction = 0.97,
+         init_action_stddev: Optional[PositiveFloat] = None):
   """Spinning Up's defaults: delta 0.01, damping 0.1, 10 CG iterations, 10
   backtracking steps of factor 0.8, value fitted by 80 Adam steps at 1e-3,
   gamma 0.99, lambda 0.97, 64-64 tanh networks."""

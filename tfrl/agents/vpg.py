@@ -8,11 +8,13 @@ tf-agents has no such agent (its ReinforceAgent uses Monte-Carlo returns,
 and PPOAgent cannot take a single plain gradient step), hence tfrl's own.
 """
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import gin
 import tensorflow as tf
 
+from tfrl.agents.factory import agent_factory
+from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
 from tfrl.agents.policy_gradient import PolicyGradientAgent, actor_and_value_networks
 from tfrl.networks import adam
 
@@ -40,19 +42,20 @@ class VpgAgent(PolicyGradientAgent):
 
 
 @gin.configurable(module="tfrl.agents")
+@agent_factory("vpg")
 def vpg(time_step_spec,
         action_spec,
-        actor_fc_layer_params: Sequence[int] = (64, 64),
-        value_fc_layer_params: Sequence[int] = (64, 64),
+        actor_fc_layer_params: Layers = (64, 64),
+        value_fc_layer_params: Layers = (64, 64),
         activation: str = "tanh",
-        policy_learning_rate: float = 3e-4,
-        value_learning_rate: float = 1e-3,
-        learning_rate_decay_steps: Optional[int] = None,
-        value_epochs: int = 80,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.97,
-        entropy_coef: float = 0.0,
-        init_action_stddev: Optional[float] = None):
+        policy_learning_rate: PositiveFloat = 3e-4,
+        value_learning_rate: PositiveFloat = 1e-3,
+        learning_rate_decay_steps: Optional[Count] = None,
+        value_epochs: Count = 80,
+        gamma: Fraction = 0.99,
+        gae_lambda: Fraction = 0.97,
+        entropy_coef: NonNegativeFloat = 0.0,
+        init_action_stddev: Optional[PositiveFloat] = None):
   """Spinning Up's defaults: pi_lr 3e-4, vf_lr 1e-3, 80 value steps, gamma
   0.99, lambda 0.97, 64-64 tanh networks. `learning_rate_decay_steps=N`
   decays both rates linearly to zero over N train steps."""

@@ -1,5 +1,6 @@
 """Training: the run config, the one loop and its step sources, evaluation, the run directory."""
 
+from tfrl.train import config
 from tfrl.train.evaluation import EvalResult, Evaluator
 from tfrl.train.loop import (Advance, Checkpoint, Evaluate, ExportPolicy, FiniteLoss, Hook, Run,
                              StopAtReturn, run_loop)

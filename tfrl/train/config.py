@@ -27,8 +27,9 @@ def resolve_gin_file(name: str) -> str:
 
 
 def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None:
-  """Parses gin files then bindings; any problem becomes one ConfigError line."""
-  import tfrl  # noqa: F401  (registers every configurable before parsing)
+  """Parses gin files then bindings; any problem becomes one ConfigError line.
+  (Every configurable is registered by now: importing this module ran
+  tfrl/__init__.py, which imports every subpackage.)"""
   paths = [resolve_gin_file(f) for f in gin_files]
   gin.clear_config()
   gin.add_config_file_search_path(GIN_CONFIGS_DIR)
