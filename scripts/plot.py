@@ -26,9 +26,9 @@ PROG = "plot.py"
 def parse_args(argv):
   parser = _cli.ArgumentParser(prog=PROG, description="Plots progress.csv of run directories.")
   parser.add_argument("logdir", nargs="+", help="run/experiment directories or their prefixes")
-  parser.add_argument("--legend", "-l", nargs="*", help="one name per matched log directory")
+  parser.add_argument("--legend", "-l", nargs="+", help="one name per matched log directory")
   parser.add_argument("--xaxis", "-x", default="env_steps", help="progress.csv column for x")
-  parser.add_argument("--value", "-y", nargs="*", default=["avg_return"],
+  parser.add_argument("--value", "-y", nargs="+", default=["avg_return"],
                       help="progress.csv column(s) for y; one figure each")
   parser.add_argument("--count", action="store_true", help="one line per run, not the mean")
   parser.add_argument("--smooth", "-s", type=_cli.positive_int, default=1,

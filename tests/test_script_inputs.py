@@ -49,6 +49,7 @@ CASES = [
     ("plot.py", ["{dir}", "--out", "{dir}"], "is a directory"),
     ("plot.py", ["{dir}", "--out", "{file}/x.png"], "cannot be created"),
     ("plot.py", ["{dir}", "--out", "x.nonsense"], "matplotlib writes no .nonsense files"),
+    ("plot.py", ["{dir}", "--value"], "argument --value/-y: expected at least one argument"),
     ("plot.py", ["{dir}", "--foo"], "unrecognized arguments: --foo"),
     # grid.py (its gin checks: test_experiments.py)
     ("grid.py", [], "the following arguments are required: --gin_file, --exp_name"),
