@@ -11,22 +11,31 @@ The same gin files as the server and the learner. Runs until stopped (or
 import faulthandler
 import os
 import signal
+import sys
 
 # `kill -USR1 <pid>` prints every thread's Python stack (where an actor waits).
 faulthandler.register(signal.SIGUSR1, all_threads=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin file(s), as for train.py.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, applied after the files.")
 flags.DEFINE_string("server", None, "host:port of the Reverb server (required).")
-flags.DEFINE_integer("actor_id", 0, "This actor's id (tags its items; seeds its envs).")
-flags.DEFINE_integer("max_env_steps", None, "Stop after this many env steps (default: never).")
+flags.DEFINE_integer("actor_id", 0, "This actor's id (tags its items; seeds its envs).",
+                     lower_bound=0)
+flags.DEFINE_integer("max_env_steps", None, "Stop after this many env steps (default: never).",
+                     lower_bound=1)
 
 
 def main(argv):
+  if not FLAGS.gin_file:
+    _cli.fail("give at least one --gin_file")
+  _cli.check_address(FLAGS.server, "--server")  # before TF is imported
   from tfrl.train import config
   config.run_script("collect.py", argv, FLAGS.gin_file, FLAGS.gin_bindings, collect)
 
@@ -39,4 +48,4 @@ def collect():
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _cli.run(main)

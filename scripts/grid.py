@@ -19,7 +19,6 @@ anything starts. A failed run is reported and the others go on; the exit
 status is 1 if any run failed, 2 for bad input.
 """
 
-import argparse
 import ast
 import os
 import re
@@ -27,24 +26,24 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # importing tfrl imports TF
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
+
 _PARAM = re.compile(r"^([^=\[\]\s]+)(?:\[([^\]]*)\])?=(.*)$", re.S)
-
-
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):  # one line, like train.py, instead of usage + error
-    fail(message)
+PROG = "grid.py"
 
 
 def parse_args(argv):
-  parser = _Parser(prog="grid.py", description="Runs scripts/train.py over a grid of bindings "
-                   "and seeds.")
+  parser = _cli.ArgumentParser(prog=PROG, description="Runs scripts/train.py over a grid of "
+                               "bindings and seeds.")
   parser.add_argument("--gin_file", action="append", required=True,
                       help="gin file(s), as for train.py; repeatable")
   parser.add_argument("--exp_name", required=True, help="grid name, the start of every run name")
   parser.add_argument("--param", action="append", default=[], metavar="NAME[sh]=V1,V2",
                       help="a gin binding and its values; repeatable")
   parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-  parser.add_argument("--num_procs", type=int, default=1, help="runs at a time (default 1)")
+  parser.add_argument("--num_procs", type=_cli.positive_int, default=1,
+                      help="runs at a time (default 1)")
   parser.add_argument("--data_dir", default="runs", help="where the runs go (default runs)")
   return parser.parse_args(argv)
 
@@ -89,26 +88,27 @@ def parse_value(text: str):
 
 
 def parse_seeds(text: str):
-  try:
-    seeds = [int(s) for s in text.split(",") if s.strip()]
-  except ValueError:
-    raise ValueError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
-  if not seeds:
+  texts = [s.strip() for s in text.split(",")]
+  if not any(texts):
     raise ValueError("--seeds: give at least one seed")
-  return seeds
+  if not all(t.isdigit() for t in texts):
+    raise ValueError(f"--seeds {text!r}: expected comma-separated integers >= 0, e.g. 0,1,2")
+  return [int(t) for t in texts]
 
 
 def main(argv=None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
+  try:  # what needs no TF first: the import below takes seconds
+    seeds = parse_seeds(args.seeds)
+    params = [parse_param(text) for text in args.param]
+  except ValueError as e:
+    fail(str(e))
+  _cli.check_creatable_dir(args.data_dir, "--data_dir", prog=PROG)
   from tfrl.experiments import ExperimentGrid
   from tfrl.train import config
   try:
-    if args.num_procs < 1:
-      raise ValueError(f"--num_procs must be >= 1, got {args.num_procs}")
-    seeds = parse_seeds(args.seeds)
     grid = ExperimentGrid(args.exp_name)
-    for text in args.param:
-      name, shorthand, values = parse_param(text)
+    for name, shorthand, values in params:
       grid.add(name, values, shorthand=shorthand)
     for gin_file in args.gin_file:
       config.resolve_gin_file(gin_file)
@@ -125,8 +125,7 @@ def main(argv=None) -> int:
 
 
 def fail(message: str, code: int = 2):
-  print(f"grid.py: error: {message}", file=sys.stderr)
-  sys.exit(code)
+  _cli.fail(message, code, prog=PROG)
 
 
 if __name__ == "__main__":

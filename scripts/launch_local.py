@@ -19,18 +19,22 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
+
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, SCRIPTS)
+import _cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin file(s), given to every role.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, given to every role.")
-flags.DEFINE_integer("num_actors", 2, "Actor processes.")
+flags.DEFINE_integer("num_actors", 2, "Actor processes.", lower_bound=1)
 flags.DEFINE_string("root_dir", None, "Where the learner, server checkpoints and logs go.")
 flags.DEFINE_integer("port", None, "Reverb port (default: a free one). Reverb listens on all "
-                     "interfaces: firewall it on a shared machine.")
-flags.DEFINE_float("stop_timeout_s", 30.0, "How long a role may take to stop before SIGKILL.")
-
-SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+                     "interfaces: firewall it on a shared machine.", lower_bound=1,
+                     upper_bound=65535)
+flags.DEFINE_float("stop_timeout_s", 30.0, "How long a role may take to stop before SIGKILL.",
+                   lower_bound=0)
 
 
 def free_port() -> int:
@@ -85,16 +89,27 @@ def wait_listening(port, server, timeout_s=300.0) -> bool:
   return False
 
 
+def check_config(gin_files, bindings):
+  """What every role would refuse, refused before any role starts: the roles'
+  own gin parse and settings checks, run once here."""
+  from tfrl.distributed import wiring  # pylint: disable=import-outside-toplevel  (imports TF)
+  from tfrl.envs import check_env_id  # pylint: disable=import-outside-toplevel
+  from tfrl.train import config  # pylint: disable=import-outside-toplevel
+  config.parse_config(gin_files, bindings)
+  check_env_id(wiring.train_settings()["env_id"])
+
+
 def main(argv):
-  if len(argv) > 1:
-    fail(f"unexpected arguments {argv[1:]}")
+  del argv  # _cli.run refuses positional arguments
   if not FLAGS.gin_file:
     fail("give at least one --gin_file")
-  if FLAGS.num_actors < 1:
-    fail("--num_actors must be >= 1")
   root = FLAGS.root_dir or os.path.join(
       "runs", os.path.splitext(os.path.basename(FLAGS.gin_file[-1]))[0] + "-distributed-"
       + time.strftime("%Y%m%d-%H%M%S"))
+  _cli.check_creatable_dir(root, "--root_dir")
+  if FLAGS.port is not None:
+    _cli.check_port_free(FLAGS.port, "--port")
+  check_config(FLAGS.gin_file, FLAGS.gin_bindings)
   log_dir = os.path.join(root, "logs")
   os.makedirs(log_dir, exist_ok=True)
   port = FLAGS.port or free_port()
@@ -155,9 +170,8 @@ def main(argv):
 
 
 def fail(message: str, code: int = 2):
-  print(f"launch_local.py: error: {message}", file=sys.stderr)
-  sys.exit(code)
+  _cli.fail(message, code)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _cli.run(main)

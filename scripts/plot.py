@@ -12,32 +12,44 @@ band); with --legend each LOGDIR is one curve. One PNG per --value: --out as
 given for one value, `<out stem>_<value>.png` for several.
 """
 
-import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # importing tfrl imports TF
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
 
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):  # one line, like train.py, instead of usage + error
-    fail(message)
+PROG = "plot.py"
 
 
 def parse_args(argv):
-  parser = _Parser(prog="plot.py", description="Plots progress.csv of run directories.")
+  parser = _cli.ArgumentParser(prog=PROG, description="Plots progress.csv of run directories.")
   parser.add_argument("logdir", nargs="+", help="run/experiment directories or their prefixes")
-  parser.add_argument("--legend", "-l", nargs="*", help="one name per matched log directory")
+  parser.add_argument("--legend", "-l", nargs="+", help="one name per matched log directory")
   parser.add_argument("--xaxis", "-x", default="env_steps", help="progress.csv column for x")
-  parser.add_argument("--value", "-y", nargs="*", default=["avg_return"],
+  parser.add_argument("--value", "-y", nargs="+", default=["avg_return"],
                       help="progress.csv column(s) for y; one figure each")
   parser.add_argument("--count", action="store_true", help="one line per run, not the mean")
-  parser.add_argument("--smooth", "-s", type=int, default=1,
+  parser.add_argument("--smooth", "-s", type=_cli.positive_int, default=1,
                       help="moving average over this many points")
   parser.add_argument("--select", nargs="*", default=[], help="keep runs whose path has all")
   parser.add_argument("--exclude", nargs="*", default=[], help="drop runs whose path has any")
   parser.add_argument("--out", "-o", default="plot.png", help="PNG file to write")
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  check_out(args.out)
+  return args
+
+
+def check_out(out: str):
+  """Before TF is imported: a writable path of a format matplotlib writes."""
+  _cli.check_creatable_file(out, "--out", prog=PROG)
+  from matplotlib.backend_bases import FigureCanvasBase  # pylint: disable=import-outside-toplevel
+  formats = FigureCanvasBase.get_supported_filetypes()
+  extension = os.path.splitext(out)[1][1:].lower() or "png"
+  if extension not in formats:
+    fail(f"--out {out!r}: matplotlib writes no .{extension} files; use one of "
+         f"{', '.join('.' + f for f in sorted(formats))}")
 
 
 def main(argv=None) -> int:
@@ -58,8 +70,7 @@ def main(argv=None) -> int:
 
 
 def fail(message: str, code: int = 2):
-  print(f"plot.py: error: {message}", file=sys.stderr)
-  sys.exit(code)
+  _cli.fail(message, code, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -16,29 +16,37 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin file(s), as for train.py.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, applied after the files.")
-flags.DEFINE_integer("port", None, "Port to listen on (required; Reverb binds all interfaces).")
+flags.DEFINE_integer("port", None, "Port to listen on (required; Reverb binds all interfaces).",
+                     lower_bound=1, upper_bound=65535)
 flags.DEFINE_string("checkpoint_dir", None, "Where the tables are checkpointed (required).")
 
 
 def main(argv):
+  # Before TF is imported and before anything is created.
+  if not FLAGS.gin_file:
+    _cli.fail("give at least one --gin_file")
+  if FLAGS.port is None:
+    _cli.fail("give the port to listen on explicitly: --port=N")
+  if not FLAGS.checkpoint_dir:
+    _cli.fail("give --checkpoint_dir (the tables are checkpointed there)")
+  _cli.check_creatable_dir(FLAGS.checkpoint_dir, "--checkpoint_dir")
+  _cli.check_port_free(FLAGS.port, "--port")
   from tfrl.train import config
-  config.run_script("reverb_server.py", argv, FLAGS.gin_file, FLAGS.gin_bindings, lambda: serve())
+  config.run_script("reverb_server.py", argv, FLAGS.gin_file, FLAGS.gin_bindings, serve)
 
 
 def serve():
-  from tfrl.errors import ConfigError
-  if FLAGS.port is None:
-    raise ConfigError("give the port to listen on explicitly: --port=N")
-  if not FLAGS.checkpoint_dir:
-    raise ConfigError("give --checkpoint_dir (the tables are checkpointed there)")
   from tfrl.distributed import server
   server.serve(FLAGS.port, FLAGS.checkpoint_dir, log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _cli.run(main)

@@ -26,59 +26,54 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
+
+VARIANTS = ("output_gate", "forget_gate", "fully_connected_gates")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("env_id", "tfrl/DelayedCoinWalk-v0", "A delayed-reward environment id.")
-flags.DEFINE_integer("episodes", 3000, "Random-policy episodes to train on.")
-flags.DEFINE_integer("held_out", 200, "Fresh episodes for the held-out figures and plots.")
-flags.DEFINE_integer("updates", 1500, "Model updates (batches drawn from the lessons buffer).")
-flags.DEFINE_integer("batch_size", 32, "Episodes per update.")
+flags.DEFINE_integer("episodes", 3000, "Random-policy episodes to train on.", lower_bound=1)
+flags.DEFINE_integer("held_out", 200, "Fresh episodes for the held-out figures and plots.",
+                     lower_bound=1)
+flags.DEFINE_integer("updates", 1500, "Model updates (batches drawn from the lessons buffer).",
+                     lower_bound=0)
+flags.DEFINE_integer("batch_size", 32, "Episodes per update.", lower_bound=1)
 flags.DEFINE_float("learning_rate", 3e-3, "Adam's learning rate.")
-flags.DEFINE_float("aux_weight", 1.0, "Weight of the auxiliary loss (the tutorial's 0.5).")
-flags.DEFINE_integer("lstm_units", 16, "LSTM cells.")
-flags.DEFINE_list("input_units", ["32"], "Dense ReLU layers before the LSTM ('' for none, "
-                  "the tutorial's raw input).")
+flags.DEFINE_float("aux_weight", 1.0, "Weight of the auxiliary loss (the tutorial's 0.5).",
+                   lower_bound=0)
+flags.DEFINE_integer("lstm_units", 16, "LSTM cells.", lower_bound=1)
+_cli.define_int_list("input_units", [32], "Dense ReLU layers before the LSTM ('' for none, "
+                     "the tutorial's raw input).", lower_bound=1, allow_empty=True)
 flags.DEFINE_float("return_scale", 10.0, "The model regresses return / return_scale.")
 flags.DEFINE_float("temperature", 100.0, "Lessons buffer: softmax(loss / temperature); "
                    "100 samples about uniformly.")
-flags.DEFINE_list("variant", ["output_gate", "forget_gate", "fully_connected_gates"],
-                  "Any of output_gate, forget_gate, fully_connected_gates ('' for the "
-                  "tutorial's simplified cell).")
-flags.DEFINE_integer("seed", 0, "Seed.")
+_cli.define_choice_list("variant", VARIANTS, VARIANTS,
+                        "Any of output_gate, forget_gate, fully_connected_gates ('' for the "
+                        "tutorial's simplified cell).", allow_empty=True)
+flags.DEFINE_integer("seed", 0, "Seed.", lower_bound=0)
 flags.DEFINE_string("out_dir", "rudder_figures", "Where the PNGs go.")
-
-VARIANTS = ("output_gate", "forget_gate", "fully_connected_gates")
+_cli.require_positive("learning_rate", "return_scale", "temperature")
 
 
 def main(argv):
   del argv
-  from tfrl.errors import ConfigError
-  try:
-    run()
-  except ConfigError as e:
-    print(f"rudder_inspect.py: error: {str(e).splitlines()[0]}", file=sys.stderr)
-    sys.exit(2)
+  _cli.check_creatable_dir(FLAGS.out_dir, "--out_dir")
+  run()
 
 
 def run():
+  import tfrl  # first: it keeps old gym's import notice (pulled in by tf-agents) quiet
   import numpy as np
   import tensorflow as tf
   from tf_agents.specs import tensor_spec
-
-  import tfrl
-  from tfrl.errors import ConfigError
   from tfrl.rudder import LessonsBuffer, ReturnPredictor, RewardRedistribution, pad
   from tfrl.rudder.episodes import coin_credit, random_episodes
   from tfrl.rudder.figures import draw_internals, draw_redistribution
 
-  unknown = set(FLAGS.variant) - set(VARIANTS)
-  if unknown:
-    raise ConfigError(f"unknown --variant {sorted(unknown)}; choose from {VARIANTS}")
-  try:
-    input_units = tuple(int(n) for n in FLAGS.input_units)
-  except ValueError:
-    raise ConfigError(f"--input_units wants integers, got {FLAGS.input_units}")
+  input_units = tuple(FLAGS.input_units)
   env = tfrl.envs.load(FLAGS.env_id)  # ConfigError for an unknown id
   tf.random.set_seed(FLAGS.seed)
   rudder = RewardRedistribution(
@@ -135,4 +130,4 @@ def run():
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _cli.run(main)

@@ -14,7 +14,6 @@ with pyvirtualdisplay (Xvfb). Without --video the episodes are shown in a
 window unless --norender is given or no display exists.
 """
 
-import argparse
 import os
 import re
 import sys
@@ -22,7 +21,11 @@ from typing import List, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off the console
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
+
 POLICY_DIR = "policies"
+PROG = "test_policy.py"
 
 
 class UsageError(Exception):
@@ -30,17 +33,22 @@ class UsageError(Exception):
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = _cli.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
   parser.add_argument("run_dir")
-  parser.add_argument("-n", "--episodes", type=int, default=5)
-  parser.add_argument("-l", "--max_len", type=int, default=None,
+  parser.add_argument("-n", "--episodes", type=_cli.positive_int, default=5)
+  parser.add_argument("-l", "--max_len", type=_cli.positive_int, default=None,
                       help="cut episodes at this many steps (default: the env's limit)")
   parser.add_argument("--norender", action="store_true")
   parser.add_argument("--video", default=None, help="write the episodes to this mp4")
-  parser.add_argument("--checkpoint", type=int, default=None,
+  parser.add_argument("--checkpoint", type=_cli.non_negative_int, default=None,
                       help="the evaluation iteration whose variables to load (default: latest)")
-  parser.add_argument("--seed", type=int, default=0)
-  return parser.parse_args(argv)
+  parser.add_argument("--seed", type=_cli.non_negative_int, default=0)
+  args = parser.parse_args(argv)
+  if args.video is not None:
+    _cli.check_creatable_file(args.video, "--video", prog=PROG, makes_parents=False)
+    if not args.video.lower().endswith(".mp4"):
+      parser.error(f"--video {args.video!r}: give a file name ending in .mp4")
+  return args
 
 
 def env_id_of(run_dir: str) -> str:
@@ -70,18 +78,20 @@ def policy_paths(run_dir: str, iteration: Optional[int]):
 
 
 def run(args) -> List[float]:
+  if not os.path.exists(args.run_dir):
+    raise UsageError(f"run directory {args.run_dir!r} does not exist")
+  if not os.path.isdir(args.run_dir):
+    raise UsageError(f"run directory {args.run_dir!r} is a file, not a directory")
+  env_id = env_id_of(args.run_dir)
+  saved_model, checkpoint = policy_paths(args.run_dir, args.checkpoint)
+  # The run directory checked first: these imports take seconds (TF).
   # tfrl first: it keeps the old gym's import notice (via tf-agents) off the console.
   import tfrl  # pylint: disable=import-outside-toplevel  (for the environment suite only)
   import numpy as np  # pylint: disable=import-outside-toplevel
   from tfrl.experiments.episodes import run_episodes, write_mp4  # pylint: disable=import-outside-toplevel
   from tf_agents.policies import policy_loader  # pylint: disable=import-outside-toplevel
 
-  if not os.path.isdir(args.run_dir):
-    raise UsageError(f"run directory {args.run_dir!r} does not exist")
-  if args.episodes < 1:
-    raise UsageError("-n must be at least 1")
-  env_id = env_id_of(args.run_dir)
-  saved_model, checkpoint = policy_paths(args.run_dir, args.checkpoint)
+  tfrl.envs.check_env_id(env_id)  # before the (slower) policy load
   try:
     policy = policy_loader.load(saved_model, checkpoint)
   except Exception as e:  # pylint: disable=broad-except  (any failure here is a damaged file)
@@ -114,12 +124,14 @@ def run(args) -> List[float]:
 
 def main(argv=None):
   args = parse_args(argv if argv is not None else sys.argv[1:])
-  from tfrl.errors import ConfigError  # pylint: disable=import-outside-toplevel  (imports TF)
   try:
     run(args)
-  except (UsageError, ConfigError) as e:
-    print(f"test_policy.py: error: {e}", file=sys.stderr)
-    return 2
+  except UsageError as e:
+    _cli.fail(str(e), prog=PROG)
+  except ValueError as e:
+    if not _cli.is_config_error(e):
+      raise
+    _cli.fail(str(e), prog=PROG)
   return 0
 
 

@@ -119,7 +119,7 @@ def test_cli_writes_one_png_per_value_with_select(data, tmp_path, capsys):
     (["{data}/nothing_here"], "no directory is or starts with"),
     (["{empty}"], "no run directories (folders holding progress.csv) under"),
     (["{data}/bench_algo", "--exclude", "bench"], "leave no run directories"),
-    (["{data}/bench_algo", "--smooth", "x"], "argument --smooth/-s: invalid int value"),
+    (["{data}/bench_algo", "--smooth", "x"], "argument --smooth/-s: 'x' is not an integer"),
 ])
 def test_cli_bad_input_is_one_line(data, tmp_path, capsys, args, message):
   (tmp_path / "empty").mkdir()

@@ -18,18 +18,25 @@ to (a).
 
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_float("seconds", 5.0, "Minimum measuring time per repeat.")
-flags.DEFINE_integer("repeats", 3, "Repeats per configuration (median reported).")
-flags.DEFINE_list("num_envs", ["1", "8", "64", "256"], "tfrl batch sizes.")
+flags.DEFINE_integer("repeats", 3, "Repeats per configuration (median reported).",
+                     lower_bound=1)
+_cli.define_int_list("num_envs", [1, 8, 64, 256], "tfrl batch sizes.", lower_bound=1)
 flags.DEFINE_string("env_id", "CartPole-v1", "Environment.")
-flags.DEFINE_list("replays", ["episodes", "transitions"], "tfrl replay kinds to measure.")
+_cli.define_choice_list("replays", ["episodes", "transitions"], ["episodes", "transitions"],
+                        "tfrl replay kinds to measure.")
+_cli.require_positive("seconds")
 
 
 def timed(run_chunk):
@@ -51,6 +58,8 @@ def main(argv):
   from tf_agents.policies import py_tf_eager_policy
   from tf_agents.replay_buffers import reverb_utils
   from tf_agents.specs import tensor_spec
+
+  tfrl.envs.check_env_id(FLAGS.env_id)
 
   def make_policy(env):
     agent = tfrl.agents.reinforce(tensor_spec.from_spec(env.time_step_spec()),
@@ -139,4 +148,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _cli.run(main)

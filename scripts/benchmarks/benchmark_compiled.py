@@ -35,23 +35,33 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _cli  # noqa: E402
+
+MODES = ["xla_runtime", "xla", "graph"]
+RNGS = ["stateless", "generator"]
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("what", "both", ["speed", "learning", "both"], "Which table(s).")
-flags.DEFINE_integer("steps", 20000, "Env steps (= updates) per timed call.")
-flags.DEFINE_integer("repeats", 3, "Processes per speed setting (medians over them).")
-flags.DEFINE_integer("calls", 3, "Timed calls per process after the compiling one (their median).")
-flags.DEFINE_list("threads", ["1", "2"], "TF intra/inter-op thread counts to try; 'pinned': "
-                  "one core (sched_setaffinity) and one thread.")
+flags.DEFINE_integer("steps", 20000, "Env steps (= updates) per timed call.", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Processes per speed setting (medians over them).",
+                     lower_bound=1)
+flags.DEFINE_integer("calls", 3, "Timed calls per process after the compiling one (their median).",
+                     lower_bound=1)
+_cli.define_int_list("threads", [1, 2], "TF intra/inter-op thread counts to try; 'pinned': "
+                     "one core (sched_setaffinity) and one thread.", lower_bound=1,
+                     words=["pinned"])
 flags.DEFINE_string("jax_python", None, "A Python with jax, optax and dm-haiku: adds the JAX "
                     "tutorial's loop (scripts/benchmarks/jax_dqn_reference.py) to the speed table.")
-flags.DEFINE_list("modes", ["xla_runtime", "xla", "graph"],
-                  "xla_runtime: jit_compile=True on XLA's CPU runtime; xla: jit_compile=True on "
-                  "XLA's default CPU backend; graph: plain tf.function.")
-flags.DEFINE_list("rngs", ["stateless", "generator"], "RNG variants.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds for the learning table.")
-flags.DEFINE_integer("chunk", 1000, "Learning: steps per compiled call (resolution of 'first 500').")
+_cli.define_choice_list("modes", MODES, MODES,
+                        "xla_runtime: jit_compile=True on XLA's CPU runtime; xla: jit_compile=True "
+                        "on XLA's default CPU backend; graph: plain tf.function.")
+_cli.define_choice_list("rngs", RNGS, RNGS, "RNG variants.")
+_cli.define_int_list("seeds", [0, 1, 2], "Seeds for the learning table.")
+flags.DEFINE_integer("chunk", 1000, "Learning: steps per compiled call (resolution of 'first 500').",
+                     lower_bound=1)
 flags.DEFINE_string("gin_file", "dqn_cartpole_tutorial.gin", "The settings.")
 flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied after --gin_file.")
 flags.DEFINE_string("child", None, "Internal: run one measurement (JSON args) and print JSON.")
@@ -157,6 +167,26 @@ def check_jax_python(python):
     sys.exit(2)
 
 
+def check_config(gin_file, bindings):
+  """The children's config, parsed once here first: a bad one is one line and
+  exit status 2, not a failed child's traceback."""
+  import gin  # pylint: disable=import-outside-toplevel
+  from tfrl.envs import check_env_id  # pylint: disable=import-outside-toplevel  (imports TF)
+  from tfrl.train import config  # pylint: disable=import-outside-toplevel
+  config.parse_config([gin_file], bindings)
+  settings = gin.get_bindings("tfrl.train.train")
+  missing = [name for name in ("env_id", "num_envs", "batch_size", "collect_steps_per_iteration",
+                               "train_steps_per_iteration") if name not in settings]
+  missing = [f"tfrl.train.train.{name}" for name in missing]
+  try:
+    gin.query_parameter("tfrl.replay.TransitionReplay.capacity")
+  except ValueError:
+    missing.append("tfrl.replay.TransitionReplay.capacity")
+  if missing:
+    _cli.fail(f"{gin_file} binds no {', '.join(missing)} (the compiled loop's settings)")
+  check_env_id(settings["env_id"])
+
+
 def speed_table():
   threads = [t if t == "pinned" else int(t) for t in FLAGS.threads]
   settings = [(m, r, t) for m in FLAGS.modes for r in FLAGS.rngs for t in threads]
@@ -208,6 +238,7 @@ def main(argv):
     return
   if FLAGS.jax_python:
     check_jax_python(FLAGS.jax_python)
+  check_config(FLAGS.gin_file, FLAGS.gin_bindings)
   if FLAGS.what in ("speed", "both"):
     speed_table()
   if FLAGS.what in ("learning", "both"):
@@ -215,4 +246,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _cli.run(main)

@@ -26,20 +26,30 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+
+SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, SCRIPTS)
+import _cli  # noqa: E402
+
+EVAL_INTERVAL = 10  # the learner's progress.csv rows, between which it is timed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", ["dqn_cartpole.gin"], "Gin file(s).")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
-flags.DEFINE_list("num_actors", ["1", "2", "4"], "Actor process counts to measure.")
+_cli.define_int_list("num_actors", [1, 2, 4], "Actor process counts to measure.", lower_bound=1)
 flags.DEFINE_float("seconds", 10.0, "Measuring window per configuration.")
-flags.DEFINE_integer("repeats", 3, "Runs per configuration (medians reported).")
-flags.DEFINE_integer("learner_actors", 2, "Actors feeding the learner measurement.")
+flags.DEFINE_integer("repeats", 3, "Runs per configuration (medians reported).", lower_bound=1)
+flags.DEFINE_integer("learner_actors", 2, "Actors feeding the learner measurement.",
+                     lower_bound=1)
 flags.DEFINE_integer("learner_iterations", 40, "Learner iterations to time.")
 flags.DEFINE_integer("prefill_steps", 3000, "Env steps one actor writes before the learner "
-                     "runs alone.")
-
-SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+                     "runs alone.", lower_bound=1)
+_cli.require_positive("seconds")
+flags.register_validator(
+    "learner_iterations", lambda n: n >= 2 * EVAL_INTERVAL,
+    message=f"must be >= {2 * EVAL_INTERVAL}: the learner is timed from its evaluation at "
+    f"iteration {EVAL_INTERVAL} to its last")
 
 
 def spawn(script, args, log_dir, name):
@@ -113,7 +123,7 @@ def measure_learner(work_dir, alone=False):
   port = portpicker.pick_unused_port()
   address = f"localhost:{port}"
   extra = [f"tfrl.train.train.num_iterations={FLAGS.learner_iterations}",
-           "tfrl.train.train.eval_interval=10", "tfrl.train.train.num_eval_episodes=1",
+           f"tfrl.train.train.eval_interval={EVAL_INTERVAL}", "tfrl.train.train.num_eval_episodes=1",
            "tfrl.train.train.export_policy=False"]
   if alone:
     extra += ["tfrl.distributed.samples_per_insert.value=1e-6",
@@ -148,8 +158,11 @@ def main(argv):
   from tfrl.train import config
   config.parse_config(FLAGS.gin_file, FLAGS.gin_bindings)
   settings = wiring.train_settings()
+  if settings["replay"].on_policy:
+    _cli.fail(f"{' '.join(FLAGS.gin_file)}: on-policy replay (whole episodes); collection is "
+              f"measured in env steps: give an off-policy config")
   agent = wiring.build_agent(settings)
-  counts = [int(n) for n in FLAGS.num_actors]
+  counts = FLAGS.num_actors
   print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
   steps = {n: [] for n in counts}
   items = {n: [] for n in counts}
@@ -184,4 +197,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _cli.run(main)

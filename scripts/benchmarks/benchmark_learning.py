@@ -24,12 +24,15 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Config(s) to benchmark; repeat for several.")
 flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied to every config.")
-flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds.")
+_cli.define_int_list("seeds", [0, 1, 2, 3, 4], "Seeds.")
 flags.DEFINE_multi_float("threshold", [], "Return counted as solved (one, or one per config).")
 flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled"], "A preset list of configs with their thresholds.")
 
@@ -80,18 +83,41 @@ def fmt(v, spec):
 
 def configs_and_thresholds():
   if FLAGS.suite:
+    if FLAGS.gin_file or FLAGS.threshold:
+      _cli.fail("give --suite or --gin_file (with --threshold), not both")
     return SUITES[FLAGS.suite]
+  if not FLAGS.gin_file:
+    _cli.fail("give --gin_file (repeatable) or --suite")
   thresholds = FLAGS.threshold or [None]
   if len(thresholds) == 1:
     thresholds = thresholds * len(FLAGS.gin_file)
   if len(thresholds) != len(FLAGS.gin_file):
-    raise app.UsageError("give one --threshold, or one per --gin_file")
+    _cli.fail(f"give one --threshold, or one per --gin_file ({len(FLAGS.gin_file)}); "
+              f"got {len(thresholds)}")
   return list(zip(FLAGS.gin_file, thresholds))
+
+
+def check_configs(gin_files):
+  """Each config parses with the bindings, before the first run: a bad one
+  would otherwise be an error row per seed."""
+  import gin  # pylint: disable=import-outside-toplevel
+  from tfrl.envs import check_env_id  # pylint: disable=import-outside-toplevel  (imports TF)
+  from tfrl.train import config  # pylint: disable=import-outside-toplevel
+  for gin_file in gin_files:
+    config.parse_config([gin_file], FLAGS.gin_bindings)
+    env_id = gin.get_bindings("tfrl.train.train").get("env_id")
+    if env_id is None:
+      _cli.fail(f"{gin_file} binds no tfrl.train.train.env_id")
+    if isinstance(env_id, str):
+      check_env_id(env_id)
 
 
 def main(argv):
   del argv
   configs = configs_and_thresholds()
+  if FLAGS.out_dir:
+    _cli.check_creatable_dir(FLAGS.out_dir, "--out_dir")
+  check_configs([gin_file for gin_file, _ in configs])
   out_dir = FLAGS.out_dir or tempfile.mkdtemp(prefix="tfrl-bench-")
   header = (f"{'config':<28} {'seed':>4} {'final':>8} {'steps_to_thr':>12} {'s_to_thr':>9} "
             f"{'train_s':>8} {'process_s':>9} {'env_steps':>10}")
@@ -128,4 +154,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _cli.run(main)
