@@ -93,10 +93,9 @@ def check_config(gin_files, bindings):
   """What every role would refuse, refused before any role starts: the roles'
   own gin parse and settings checks, run once here."""
   from tfrl.distributed import wiring  # pylint: disable=import-outside-toplevel  (imports TF)
-  from tfrl.envs import check_env_id  # pylint: disable=import-outside-toplevel
   from tfrl.train import config  # pylint: disable=import-outside-toplevel
   config.parse_config(gin_files, bindings)
-  check_env_id(wiring.train_settings()["env_id"])
+  wiring.role_config()
 
 
 def main(argv):

@@ -16,21 +16,22 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off the console
 
-from absl import app, flags, logging  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402  (one-line flag errors, before TF is imported)
+from absl import flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin file(s), applied in order.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, applied after the files.")
 flags.DEFINE_string("root_dir", None, "Run directory (default: a new folder under runs/).")
-flags.DEFINE_integer("seed", None, "Seed (overrides tfrl.train.train.seed).")
+flags.DEFINE_integer("seed", None, "Seed (overrides tfrl.train.train.seed).", lower_bound=0)
 flags.DEFINE_string("replay_server", None, "host:port of a Reverb server started by "
                     "scripts/reverb_server.py: this process becomes the distributed learner "
                     "(default: collect and train here, replay embedded).")
 
 
 def main(argv):
-  if len(argv) > 1:
-    fail(f"unexpected arguments {argv[1:]}")
+  del argv  # _cli.run refuses positional arguments
   if not FLAGS.gin_file:
     fail("give at least one --gin_file")
   if not FLAGS["verbosity"].present:
@@ -84,4 +85,4 @@ def fail(message: str, code: int = 2):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _cli.run(main)

@@ -94,7 +94,7 @@ def measure_collection(num_actors, settings, agent, work_dir):
     processes += [spawn("collect.py", args + [f"--server={address}", f"--actor_id={i}"],
                         work_dir, f"actor{port}_{i}") for i in range(num_actors)]
     client = reverb.Client(address)
-    table = settings["replay"].table_name
+    table = settings.replay.table_name
     # Start counting once every actor has started writing (TF start-up excluded).
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -109,8 +109,8 @@ def measure_collection(num_actors, settings, agent, work_dir):
     items, seconds = inserts() - before, time.time() - t0
   finally:
     stop(processes[1:] + processes[:1])
-  envs_per_item = 1 if getattr(settings["replay"], "prioritized", False) else settings["num_envs"]
-  if settings["replay"].on_policy:
+  envs_per_item = 1 if getattr(settings.replay, "prioritized", False) else settings.num_envs
+  if settings.replay.on_policy:
     return None  # episodes, not steps: use an off-policy gin file here
   return items * envs_per_item / seconds, items / seconds
 
@@ -157,8 +157,8 @@ def main(argv):
   from tfrl.distributed import wiring
   from tfrl.train import config
   config.parse_config(FLAGS.gin_file, FLAGS.gin_bindings)
-  settings = wiring.train_settings()
-  if settings["replay"].on_policy:
+  settings = wiring.role_config()
+  if settings.replay.on_policy:
     _cli.fail(f"{' '.join(FLAGS.gin_file)}: on-policy replay (whole episodes); collection is "
               f"measured in env steps: give an off-policy config")
   agent = wiring.build_agent(settings)
@@ -179,19 +179,19 @@ def main(argv):
       alone.append(measure_learner(work_dir, alone=True))
       print(f"repeat {repeat}: learner alone {alone[-1]:.1f} train steps/s", flush=True)
   base = statistics.median(steps[counts[0]])
-  print(f"\n{' '.join(FLAGS.gin_file)}, num_envs={settings['num_envs']} per actor, "
+  print(f"\n{' '.join(FLAGS.gin_file)}, num_envs={settings.num_envs} per actor, "
         f"{os.cpu_count()} cores, medians of {FLAGS.repeats}")
   print("| actors | env steps/s | items/s into Reverb | vs 1 actor |")
   print("|---|---|---|---|")
   for n in counts:
     rate = statistics.median(steps[n])
     print(f"| {n} | {rate:.0f} | {statistics.median(items[n]):.0f} | {rate / base:.2f}x |")
-  print(f"\nlearner ({FLAGS.learner_actors} actors, batch {settings['batch_size']}): "
+  print(f"\nlearner ({FLAGS.learner_actors} actors, batch {settings.batch_size}): "
         f"{statistics.median(learner):.1f} train steps/s (runs: "
         f"{', '.join(f'{x:.1f}' for x in learner)})")
   print(f"learner alone (table pre-filled with {FLAGS.prefill_steps} env steps, limiter open): "
         f"{statistics.median(alone):.1f} train steps/s, sampling "
-        f"{statistics.median(alone) * settings['batch_size']:.0f} transitions/s (runs: "
+        f"{statistics.median(alone) * settings.batch_size:.0f} transitions/s (runs: "
         f"{', '.join(f'{x:.1f}' for x in alone)})")
   print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -326,5 +326,7 @@ def check_address(address: Optional[str], flag: str) -> str:
   host, _, port = address.rpartition(":")
   if not host or not port.isdigit():
     raise ConfigError(f"{flag}={address!r} is not host:port")
+  if not 1 <= int(port) <= 65535:
+    raise ConfigError(f"{flag}={address!r}: the port must be in 1..65535")
   return address
 
