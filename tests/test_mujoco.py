@@ -144,3 +144,33 @@ def test_renders_an_rgb_frame_headless():
   env.close()
   assert frame.shape == (480, 480, 3) and frame.dtype == np.uint8
   assert frame.std() > 0  # a picture, not a blank buffer
+
+
+HOPPER_TINY = ["tfrl.train.train.num_iterations = 2", "tfrl.train.train.eval_interval = 2",
+               "tfrl.train.train.num_eval_episodes = 1", "tfrl.train.train.export_policy = False",
+               "tfrl.envs.load.max_episode_steps = 50"]
+
+
+@pytest.mark.parametrize("agent, bindings", [
+    ("sac", ["tfrl.train.train.initial_collect_steps = 200", "tfrl.train.train.batch_size = 32",
+             "tfrl.train.train.train_steps_per_iteration = 5",
+             "tfrl.replay.TransitionReplay.min_size = 100",
+             "tfrl.agents.sac.actor_fc_layer_params = (32,)",
+             "tfrl.agents.sac.critic_fc_layer_params = (32,)"]),
+    ("ppo", ["tfrl.train.train.collect_episodes_per_iteration = 2",
+             "tfrl.agents.ppo.num_epochs = 2", "tfrl.agents.ppo.value_epochs = 2",
+             "tfrl.agents.ppo.actor_fc_layer_params = (32,)",
+             "tfrl.agents.ppo.value_fc_layer_params = (32,)"])])
+def test_a_few_train_steps_on_hopper(tmp_path, agent, bindings):
+  import csv  # pylint: disable=import-outside-toplevel
+  import math  # pylint: disable=import-outside-toplevel
+  import tfrl  # pylint: disable=import-outside-toplevel
+  config.parse_config(["envs/hopper.gin", f"agents/{agent}.gin"], HOPPER_TINY + bindings)
+  root = str(tmp_path / "run")
+  tfrl.train.train(root, log=lambda _: None)
+  with open(os.path.join(root, "progress.csv")) as f:
+    rows = list(csv.DictReader(f))
+  assert [int(r["iteration"]) for r in rows] == [0, 2]
+  assert math.isfinite(float(rows[-1]["loss"])) and math.isfinite(float(rows[-1]["avg_return"]))
+  expected_train_steps = 2 * 5 if agent == "sac" else 2
+  assert int(rows[-1]["train_steps"]) == expected_train_steps
