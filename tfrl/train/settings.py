@@ -102,7 +102,8 @@ class RunConfig:
       if self.reward_redistribution is not None:
         raise ConfigError("the compiled loop does not run reward_redistribution")
       tf_envs.make(self.env_id)  # a TF-native twin exists
-    if not self.on_policy and getattr(self.replay, "min_size", 0) > self.replay.capacity:
+    # The compiled loop's in-graph replay samples from the first transition on.
+    if not (self.on_policy or self.compiled) and self.replay.min_size > self.replay.capacity:
       raise ConfigError(f"replay min_size {self.replay.min_size} > capacity "
                         f"{self.replay.capacity}: sampling would never start")
     return self
