@@ -151,3 +151,19 @@ def test_a_run_config_and_settings_are_not_mixed(tmp_path):
   with pytest.raises(ConfigError, match="either a RunConfig or settings"):
     tfrl.train.train(str(tmp_path / "run"), tfrl.train.RunConfig(), seed=3)
   assert not os.path.exists(tmp_path / "run")
+
+
+def test_interrupt_before_the_first_iteration_checkpoints_iteration_0_once(tmp_path):
+  import signal  # pylint: disable=import-outside-toplevel
+
+  class InterruptAtStart(tfrl.train.Hook):
+    def begin(self, run):
+      os.kill(os.getpid(), signal.SIGINT)
+
+  root = str(tmp_path / "run")
+  config.parse_config(["reinforce_cartpole.gin"], TINY_REINFORCE)
+  with pytest.raises(tfrl.train.loop.Interrupted, match="interrupted at iteration 0"):
+    tfrl.train.train(root, hooks=[InterruptAtStart()], log=lambda _: None)
+  assert [int(r["iteration"]) for r in progress(root)] == [0]
+  run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE)
+  assert [int(r["iteration"]) for r in progress(root)] == [0, 2, 4]

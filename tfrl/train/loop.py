@@ -156,7 +156,7 @@ class Evaluate(Hook):
     self.evaluator, self.interval = evaluator, interval
 
   def begin(self, run):
-    if run.iteration == 0:
+    if run.iteration == 0 and not run.resumed:  # (a checkpoint at 0 has its row)
       self.after(run, None)
 
   def after(self, run, advance):
@@ -175,7 +175,7 @@ class ExportPolicy(Hook):
     self.interval = interval
 
   def begin(self, run):
-    if run.iteration == 0:
+    if run.iteration == 0 and not run.resumed:  # (a checkpoint at 0 has its row)
       self.after(run, None)
 
   def after(self, run, advance):
