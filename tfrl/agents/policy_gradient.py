@@ -20,16 +20,31 @@ from tf_agents.policies import actor_policy
 
 from tfrl.agents.advantages import generalized_advantage_estimation, normalize, td_lambda_returns
 from tfrl.networks import actor_network, value_network
+from tfrl.networks.normalization import ObservationNormalizer
 
 
 def actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                              value_fc_layer_params, activation: str,
-                             init_action_stddev: Optional[float] = None):
-  """The family's two networks: a stochastic actor pi(a|s) and V(s)."""
+                             init_action_stddev: Optional[float] = None,
+                             normalize_observations: bool = False):
+  """The family's two networks: a stochastic actor pi(a|s) and V(s); with
+  `normalize_observations`, the running normalizer both see their inputs through."""
+  normalizer = (ObservationNormalizer(time_step_spec.observation) if normalize_observations
+                else None)
   return dict(actor_net=actor_network(time_step_spec.observation, action_spec,
                                       actor_fc_layer_params, activation, init_action_stddev),
               value_net=value_network(time_step_spec.observation, value_fc_layer_params,
-                                      activation))
+                                      activation),
+              observation_normalizer=normalizer)
+
+
+class NormalizingActorPolicy(actor_policy.ActorPolicy):
+  """tf-agents' ActorPolicy, whose variables include its observation
+  normalizer's (so policy savers and variable pushes carry the statistics)."""
+
+  def _variables(self):
+    normalizer = self.observation_normalizer
+    return super()._variables() + (list(normalizer.variables) if normalizer else [])
 
 
 class PolicyGradientAgent(tf_agent.TFAgent):
@@ -49,6 +64,7 @@ class PolicyGradientAgent(tf_agent.TFAgent):
                value_minibatches: int = 1,
                normalize_advantages: bool = True,
                train_step: Optional[tf.Variable] = None,
+               observation_normalizer: Optional[ObservationNormalizer] = None,
                name: str = "PolicyGradientAgent"):
     actor_net.create_variables(time_step_spec.observation)
     value_net.create_variables(time_step_spec.observation)
@@ -64,10 +80,12 @@ class PolicyGradientAgent(tf_agent.TFAgent):
     self._value_epochs = value_epochs
     self._value_minibatches = value_minibatches
     self._normalize_advantages = normalize_advantages
+    self.observation_normalizer = observation_normalizer
     # Unclipped: the log-probability must be that of the action taken;
     # environments clip out-of-bound continuous actions themselves.
-    policy = actor_policy.ActorPolicy(time_step_spec, action_spec, actor_network=actor_net,
-                                      clip=False, training=False)
+    policy = NormalizingActorPolicy(time_step_spec, action_spec, actor_network=actor_net,
+                                    observation_normalizer=observation_normalizer,
+                                    clip=False, training=False)
     super().__init__(time_step_spec, action_spec, policy=policy, collect_policy=policy,
                      train_sequence_length=None,
                      train_step_counter=(train_step if train_step is not None else
@@ -105,12 +123,20 @@ class PolicyGradientAgent(tf_agent.TFAgent):
     batch = self._prepare_batch(experience)
     policy_info = self._update_policy(batch)
     value_loss = self._update_value(batch)
+    if self.observation_normalizer is not None:
+      # After the updates: the batch was collected, and is trained on, with
+      # the statistics as they were.
+      self.observation_normalizer.update(batch["raw_observation"])
     self.train_step_counter.assign_add(1)
     extra = dict(policy_info, value_loss=value_loss)
     return tf_agent.LossInfo(loss=policy_info["policy_loss"] + value_loss, extra=extra)
 
   def _prepare_batch(self, experience) -> Dict[str, tf.Tensor]:
     valid = tf.logical_not(experience.is_boundary())                       # [B, T]
+    raw_observation = experience.observation
+    if self.observation_normalizer is not None:
+      experience = experience._replace(
+          observation=self.observation_normalizer.normalize(raw_observation))
     values = self._values(experience.observation)                          # [B, T]
     # V(s_{t+1}) is the next row's value: episodes are contiguous and each
     # ends with its boundary step, so the last row is never a transition.
@@ -126,6 +152,8 @@ class PolicyGradientAgent(tf_agent.TFAgent):
                  action=tf.nest.map_structure(steps, experience.action),
                  advantage=steps(advantages),
                  value_target=steps(value_targets))
+    if self.observation_normalizer is not None:
+      batch["raw_observation"] = steps(raw_observation)
     if self._normalize_advantages:
       batch["advantage"] = normalize(batch["advantage"])
     distribution = self._distribution(batch["observation"], training=False)

@@ -95,18 +95,22 @@ def ppo(time_step_spec,
         gamma: Fraction = 0.99,
         gae_lambda: Fraction = 0.97,
         entropy_coef: NonNegativeFloat = 0.0,
-        init_action_stddev: Optional[PositiveFloat] = None):
+        init_action_stddev: Optional[PositiveFloat] = None,
+        normalize_observations: bool = False):
   """Spinning Up's defaults: clip 0.2, target_kl 0.01, 80 full-batch policy
   steps at 3e-4 and 80 value steps at 1e-3, gamma 0.99, lambda 0.97, 64-64
   tanh networks. `target_kl=None` turns early stopping off;
   `learning_rate_decay_steps=N` decays both rates linearly to zero over N
-  train steps (agent.train calls)."""
+  train steps (agent.train calls). `normalize_observations`: a running
+  mean/std of the observations in front of both networks (rl-zoo's
+  `normalize: true` for MuJoCo; Spinning Up does without)."""
   decay = learning_rate_decay_steps
   train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
   return PpoAgent(
       time_step_spec, action_spec,
       **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
-                                 value_fc_layer_params, activation, init_action_stddev),
+                                 value_fc_layer_params, activation, init_action_stddev,
+                                 normalize_observations),
       policy_optimizer=adam(policy_learning_rate, decay, train_step),
       value_optimizer=adam(value_learning_rate, decay, train_step),
       clip_ratio=clip_ratio, target_kl=target_kl, num_epochs=num_epochs,

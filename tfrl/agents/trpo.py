@@ -133,14 +133,16 @@ def trpo(time_step_spec,
          value_minibatches: Count = 1,
          gamma: Fraction = 0.99,
          gae_lambda: Fraction = 0.97,
-         init_action_stddev: Optional[PositiveFloat] = None):
+         init_action_stddev: Optional[PositiveFloat] = None,
+         normalize_observations: bool = False):
   """Spinning Up's defaults: delta 0.01, damping 0.1, 10 CG iterations, 10
   backtracking steps of factor 0.8, value fitted by 80 Adam steps at 1e-3,
   gamma 0.99, lambda 0.97, 64-64 tanh networks."""
   return TrpoAgent(
       time_step_spec, action_spec,
       **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
-                                 value_fc_layer_params, activation, init_action_stddev),
+                                 value_fc_layer_params, activation, init_action_stddev,
+                                 normalize_observations),
       value_optimizer=adam(value_learning_rate),
       max_kl=max_kl, damping=damping, cg_iters=cg_iters, backtrack_iters=backtrack_iters,
       backtrack_coeff=backtrack_coeff, gamma=gamma, gae_lambda=gae_lambda,
