@@ -1,5 +1,7 @@
 """tfrl.replay and tfrl.drivers: what the envs produce is what Reverb holds."""
 
+import threading
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +9,7 @@ from tf_agents.policies import random_tf_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
+import tfrl
 from tfrl import agents, drivers, envs, replay
 
 
@@ -187,3 +190,129 @@ def test_flat_call_is_the_public_call():
       np.testing.assert_array_equal(ours[key].numpy(), public[key].numpy())
     scale.assign(-1.0)  # a changed variable is read, not baked in
   np.testing.assert_array_equal(ours["y"].numpy(), [[4.0, 3.0], [2.0, 1.0]])
+
+
+# --- no read that hangs -------------------------------------------------------
+
+def finishes_within(seconds, call):
+  """call()'s result or exception, from a daemon thread given `seconds`: a
+  call stuck in Reverb's C++ sampler fails the test instead of hanging the suite."""
+  outcome = {}
+
+  def target():
+    try:
+      outcome["result"] = call()
+    except Exception as e:  # pylint: disable=broad-except
+      outcome["error"] = e
+  thread = threading.Thread(target=target, daemon=True)
+  thread.start()
+  thread.join(seconds)
+  assert not thread.is_alive(), f"still blocked after {seconds} s"
+  return outcome
+
+
+def filled_episode_table(counting_env_id, num_episodes):
+  episodes = replay.EpisodeReplay(capacity=100)
+  env, policy, server = make(counting_env_id, 2, episodes)
+  adder = episodes.adder(server.client, 2)
+  driver = drivers.Driver(env, policy, observers=[adder])
+  driver.run_episodes(num_episodes)
+  return episodes, policy, server, adder, driver
+
+
+def test_reading_more_episodes_than_the_table_holds_is_one_error(counting_env_id):
+  episodes, policy, server, adder, _ = filled_episode_table(counting_env_id, 8)
+  outcome = finishes_within(5, lambda: episodes.experience(
+      server.client, 16, data_spec=policy.trajectory_spec))
+  error = outcome.get("error")
+  assert isinstance(error, tfrl.ConfigError), outcome
+  assert "holds 8 episode(s); 16 asked for" in str(error) and "\n" not in str(error)
+  # nothing was taken: the 8 episodes are still there to read
+  assert len(episodes.read_episodes(server.client, 8, data_spec=policy.trajectory_spec)) == 8
+  outcome = finishes_within(5, lambda: episodes.read_episodes(
+      server.client, 1, data_spec=policy.trajectory_spec, wait_s=0.2))
+  assert "holds 0 episode(s) after waiting 0.2 s; 1 asked for" in str(outcome.get("error"))
+  adder.close()
+  server.close()
+
+
+@pytest.mark.parametrize("wait_s", [30.0, None])
+def test_a_waiting_read_returns_once_the_episodes_arrive(counting_env_id, wait_s):
+  episodes, policy, server, adder, driver = filled_episode_table(counting_env_id, 2)
+  writer = threading.Timer(0.3, lambda: driver.run_episodes(2))
+  writer.start()
+  outcome = finishes_within(30, lambda: episodes.read_episodes(
+      server.client, 4, data_spec=policy.trajectory_spec, wait_s=wait_s))
+  writer.join()
+  assert len(outcome.get("result", ())) == 4, outcome
+  adder.close()
+  server.close()
+
+
+def test_a_dataset_with_a_rate_limiter_timeout_ends_instead_of_waiting(counting_env_id):
+  transitions = replay.TransitionReplay(capacity=100, min_size=10)
+  env, policy, server = make(counting_env_id, 1, transitions)
+  adder = transitions.adder(server.client, 1)
+  drivers.Driver(env, policy, observers=[adder]).run_steps(4)  # 3 items, 10 needed
+  dataset = transitions.dataset(server.address, batch_size=2, rate_limiter_timeout_ms=200)
+  outcome = finishes_within(10, lambda: next(iter(dataset)))
+  assert isinstance(outcome.get("error"), StopIteration), outcome
+  adder.close()
+  server.close()
+
+
+def off_policy_config(counting_env_id, replay_component, **settings):
+  defaults = dict(env_id=counting_env_id, agent_fn=agents.dqn, replay=replay_component,
+                  num_iterations=2, eval_interval=2, num_eval_episodes=1, batch_size=2,
+                  export_policy=False)
+  return tfrl.train.RunConfig(**dict(defaults, **settings))
+
+
+def test_a_stalled_sample_in_the_single_process_loop_is_one_error(counting_env_id, tmp_path,
+                                                                  monkeypatch):
+  """Prioritized windows restart at every episode: 6-step windows never fill
+  in the counting env's episodes (2-4 steps and the closing boundary), so
+  the table stays empty whatever the initial collection, and the loop says
+  so instead of waiting forever."""
+  from tfrl.train import sources  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(sources, "SAMPLE_WAIT_MS", 200)
+  transitions = replay.TransitionReplay(capacity=100, min_size=4, sequence_length=6,
+                                        prioritized=True)
+  config = off_policy_config(counting_env_id, transitions, initial_collect_steps=50)
+  outcome = finishes_within(20, lambda: tfrl.train.train(str(tmp_path / "run"), config=config))
+  error = str(outcome.get("error"))
+  assert isinstance(outcome.get("error"), tfrl.ConfigError), outcome
+  assert "replay sampling waited 0.2 s: table 'transitions' holds 0 item(s), sampling needs 4" \
+      in error and "initial_collect_steps" in error and "\n" not in error
+
+
+@pytest.mark.parametrize("num_envs, sequence_length, prioritized",
+                         [(3, 3, False), (1, 2, False), (2, 2, True)])
+def test_run_config_refuses_an_initial_collection_below_min_size(
+    counting_env_id, num_envs, sequence_length, prioritized):
+  transitions = replay.TransitionReplay(capacity=1000, min_size=10, prioritized=prioritized,
+                                        sequence_length=sequence_length)
+  settings = dict(num_envs=num_envs, collect_steps_per_iteration=num_envs)
+  with pytest.raises(tfrl.ConfigError, match="initial_collect_steps = 0 cannot fill replay "
+                     "min_size 10") as refused:
+    off_policy_config(counting_env_id, transitions, initial_collect_steps=0, **settings).check()
+  least = int(str(refused.value).split("at least ")[1].split()[0])
+  off_policy_config(counting_env_id, transitions, initial_collect_steps=least, **settings).check()
+  with pytest.raises(tfrl.ConfigError):
+    off_policy_config(counting_env_id, transitions, initial_collect_steps=least - 1,
+                      **settings).check()
+  # Distributed actors insert while the learner samples: no such limit there.
+  off_policy_config(counting_env_id, transitions, initial_collect_steps=0,
+                    replay_server_address="localhost:1", **settings).check()
+  if prioritized:
+    return  # its windows restart at episodes: the check is a lower bound there
+  # The bound is exact: `least` initial steps and one iteration's fill the table, one less does not.
+  for initial, sampleable in ((least, True), (least - 1, False)):
+    env, policy, server = make(counting_env_id, num_envs, transitions)
+    adder = transitions.adder(server.client, num_envs)
+    driver = drivers.Driver(env, policy, observers=[adder])
+    driver.run_steps(initial)
+    driver.run_steps(num_envs)  # the first iteration's collection, before its first sample
+    assert (transitions.num_items(server.client) >= transitions.min_items(num_envs)) == sampleable
+    adder.close()
+    server.close()

@@ -1,9 +1,9 @@
 """Watching a policy: run whole episodes, optionally recording rgb frames, and
 write them as an mp4. Shared by scripts/test_policy.py and the notebooks.
 
-A policy here is a tf-agents *py* policy taking one unbatched time step:
-what `policy_loader.load` returns, or a TF policy wrapped as
-`py_tf_eager_policy.PyTFEagerPolicy(agent.policy)`.
+A policy here is a tf-agents policy: a *py* policy taking one unbatched time
+step (what `policy_loader.load` returns), or a TF policy (`agent.policy`),
+which is wrapped in tf-agents' `PyTFEagerPolicy` to act on numpy time steps.
 """
 
 import os
@@ -12,6 +12,14 @@ from typing import Callable, List, NamedTuple, Optional
 import numpy as np
 
 from tfrl.errors import ConfigError
+
+
+def as_py_policy(policy):
+  """`policy` as a py policy: TF policies are wrapped (one traced action call)."""
+  from tf_agents.policies import py_tf_eager_policy, tf_policy  # pylint: disable=import-outside-toplevel
+  if isinstance(policy, tf_policy.TFPolicy):
+    return py_tf_eager_policy.PyTFEagerPolicy(policy, use_tf_function=True)
+  return policy
 
 
 class Episodes(NamedTuple):
@@ -39,12 +47,13 @@ def start_virtual_display():
 
 def run_episodes(env, policy, num_episodes: int, record: bool = False,
                  on_episode: Optional[Callable[[int, float, int], None]] = None) -> Episodes:
-  """Runs `num_episodes` whole episodes of `policy` in the (unbatched) `env`.
+  """Runs `num_episodes` whole episodes of `policy` (py or TF) in the (unbatched) `env`.
 
   With `record`, `env` must render rgb_array frames (`tfrl.envs.load(...,
   render_mode="rgb_array")`); if rendering fails for want of an X display
   and none is set, a virtual one is started for the duration.
   """
+  policy = as_py_policy(policy)
   frames, display = [], None
 
   def grab():

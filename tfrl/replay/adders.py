@@ -21,7 +21,18 @@ from tf_agents.trajectories import trajectory as trajectory_lib
 BlockingCall = Callable[[Optional[int]], None]  # a writer call taking `timeout_ms`
 
 
-class EpisodeAdder:
+class _ClosedOnExit:
+  """`with adder:` closes the adder's writer(s) on exit, so Reverb does not
+  complain about writers deleted unclosed when the process ends."""
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    self.close()
+
+
+class EpisodeAdder(_ClosedOnExit):
   """Writes each env's complete episodes as one Reverb item each.
 
   An episode runs from a FIRST step to the boundary step that follows LAST
@@ -42,6 +53,7 @@ class EpisodeAdder:
   def __init__(self, client: reverb.Client, table_name: str, num_envs: int,
                initial_capacity: int = 1024):
     self._writer = client.writer(max_sequence_length=1)
+    self._closed = False
     self._table = table_name
     self._capacity = initial_capacity
     self._buffers: Optional[List[np.ndarray]] = None
@@ -89,7 +101,10 @@ class EpisodeAdder:
     self._writer.flush()
 
   def close(self):
-    self._writer.close()
+    """Closes the writer (once: Reverb's legacy Writer refuses a second close)."""
+    if not self._closed:
+      self._closed = True
+      self._writer.close()
 
   def _make_room(self):
     """Drops steps no open episode needs; grows the buffer if all are needed."""
@@ -117,7 +132,7 @@ def wait_without_limit(blocking_call: BlockingCall) -> None:
   blocking_call(None)
 
 
-class SequenceAdder:
+class SequenceAdder(_ClosedOnExit):
   """Writes overlapping fixed-length sequences of each env's steps.
 
   With `sequence_length=2, stride=1` every item is one transition (s, a, r, s')
@@ -174,7 +189,7 @@ class SequenceAdder:
       writer.close()
 
 
-class BatchSequenceAdder:
+class BatchSequenceAdder(_ClosedOnExit):
   """Writes the last `sequence_length` batch steps of *all* envs as one item.
 
   One Reverb append per batch step and one item per step, whatever the

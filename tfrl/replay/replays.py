@@ -10,6 +10,7 @@ any order, in any process, with the same result. They know nothing of the
 agent itself.
 """
 
+import time
 from typing import Annotated, Callable, List, Optional
 
 import gin
@@ -22,7 +23,22 @@ from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory as trajectory_lib
 
 from tfrl.checks import Count, Fraction, NonNegativeFloat, Range, checked_arguments
+from tfrl.errors import ConfigError
 from tfrl.replay.adders import BatchSequenceAdder, EpisodeAdder, SequenceAdder
+
+# Bounds on asking the server for its tables' sizes (Reverb's own default is no bound).
+SERVER_INFO_TIMEOUT_S = 5
+# How often a waiting read asks again; short, and a Python sleep, so Ctrl-C stops it.
+POLL_INTERVAL_S = 0.05
+
+
+def current_size(client: reverb.Client, table_name: str) -> int:
+  """The number of items in `table_name`; Reverb's DeadlineExceededError if
+  the server does not answer within SERVER_INFO_TIMEOUT_S."""
+  info = client.server_info(timeout=SERVER_INFO_TIMEOUT_S)
+  if table_name not in info:
+    raise ConfigError(f"the Reverb server has no table {table_name!r} (it has {sorted(info)})")
+  return info[table_name].current_size
 
 
 @gin.configurable(module="tfrl.replay")
@@ -52,25 +68,49 @@ class EpisodeReplay:
   def adder(self, client: reverb.Client, num_envs: int) -> EpisodeAdder:
     return EpisodeAdder(client, self.table_name, num_envs)
 
-  def read_episodes(self, client: reverb.Client, num_episodes: int, *,
-                    data_spec) -> List[trajectory_lib.Trajectory]:
+  def num_items(self, client: reverb.Client) -> int:
+    """Episodes in the table now (a bounded ask)."""
+    return current_size(client, self.table_name)
+
+  def read_episodes(self, client: reverb.Client, num_episodes: int, *, data_spec,
+                    wait_s: Optional[float] = 0.0,
+                    table_size: Optional[Callable[[], int]] = None
+                    ) -> List[trajectory_lib.Trajectory]:
     """Takes the oldest `num_episodes` episodes out of the table, as numpy
-    nests shaped like `data_spec` (the spec the tables were built from)."""
+    nests shaped like `data_spec` (the spec the tables were built from).
+
+    Reverb's sampler would block, deaf to Ctrl-C, until enough episodes
+    arrive, so the table's size is asked first. `wait_s=0` (default): fewer
+    episodes than asked is a ConfigError saying how many there are; `wait_s`
+    seconds (None: without bound) are spent polling in short sleeps for
+    episodes that others (actors, threads) are still writing, then the same
+    error. `table_size` replaces how the size is asked (default:
+    `self.num_items(client)`), e.g. by one that survives a server restart.
+    """
+    count = table_size or (lambda: self.num_items(client))
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    while (held := count()) < num_episodes:
+      if deadline is not None and time.monotonic() >= deadline:
+        waited = f" after waiting {wait_s:g} s" if wait_s else ""
+        raise ConfigError(f"replay table {self.table_name!r} holds {held} episode(s){waited}; "
+                          f"{num_episodes} asked for: collect more first or ask for fewer")
+      time.sleep(POLL_INTERVAL_S)
     episodes = []
     for sample in client.sample(self.table_name, num_samples=num_episodes):
       episodes.append(tree.unflatten_as(data_spec, sample[0].data))
     return episodes
 
   def experience(self, client: reverb.Client, num_episodes: int, *, data_spec,
-                 transform: Optional[Callable] = None) -> trajectory_lib.Trajectory:
+                 transform: Optional[Callable] = None,
+                 wait_s: Optional[float] = 0.0) -> trajectory_lib.Trajectory:
     """Reads episodes and lays them end to end as one batch row: [1, sum(T), ...].
 
     tf-agents' on-policy agents reset their return computation at episode
     boundaries (the LAST -> FIRST steps), so concatenation needs no padding.
     `transform` (list of episodes -> list of episodes, e.g. RUDDER's reward
-    redistribution) rewrites them first.
+    redistribution) rewrites them first. `wait_s`: as `read_episodes`.
     """
-    episodes = self.read_episodes(client, num_episodes, data_spec=data_spec)
+    episodes = self.read_episodes(client, num_episodes, data_spec=data_spec, wait_s=wait_s)
     if transform is not None:
       episodes = transform(episodes)
     return self.concatenate(episodes)
@@ -125,6 +165,17 @@ class TransitionReplay:
     """Uniform replay writes one item per batch step holding every env's window."""
     return 1 if self.prioritized else num_envs
 
+  def min_items(self, num_envs: int) -> int:
+    """Items the table must hold before it can be sampled (`min_size` sequences)."""
+    return max(1, -(-self.min_size // self.envs_per_item(num_envs)))
+
+  def batch_steps_before_sampling(self, num_envs: int) -> int:
+    """Steps of all `num_envs` envs the adder needs before the table can be
+    sampled: each env's window fills after `sequence_length` steps, then every
+    step adds one sequence per env. Exact for uniform replay; prioritized
+    replay restarts windows at every episode, so it may need more."""
+    return -(-self.min_size // num_envs) + self.sequence_length - 1
+
   def tables(self, data_spec, num_envs: int = 1,
              samples_per_insert: Optional[float] = None,
              error_buffer: Optional[float] = None) -> List[reverb.Table]:
@@ -135,7 +186,7 @@ class TransitionReplay:
     sampler = (reverb.selectors.Prioritized(self.priority_exponent) if self.prioritized
                else reverb.selectors.Uniform())
     per_item = self.envs_per_item(num_envs)
-    min_items = max(1, -(-self.min_size // per_item))
+    min_items = self.min_items(num_envs)
     rate_limiter = (reverb.rate_limiters.MinSize(min_items) if samples_per_insert is None else
                     reverb.rate_limiters.SampleToInsertRatio(samples_per_insert, min_items,
                                                              error_buffer))
@@ -153,13 +204,22 @@ class TransitionReplay:
                            priority_fn=lambda: self.max_priority)
     return BatchSequenceAdder(client, self.table_name, self.sequence_length)
 
-  def dataset(self, address: str, batch_size: int, num_envs: int = 1) -> tf.data.Dataset:
+  def dataset(self, address: str, batch_size: int, num_envs: int = 1,
+              rate_limiter_timeout_ms: Optional[int] = None) -> tf.data.Dataset:
     """Batches of (Trajectory [B, L, ...], reverb.SampleInfo) sampled from
-    the table built for `num_envs` envs."""
+    the table built for `num_envs` envs.
+
+    A sample waits while the table's rate limiter holds it back (fewer than
+    `min_size` sequences; the ratio of a distributed table): without bound by
+    default; with `rate_limiter_timeout_ms` the dataset ends instead (the
+    iterator's StopIteration, or tf.errors.OutOfRangeError inside a
+    tf.function), for a caller that knows nothing will be inserted meanwhile.
+    """
     n = self.envs_per_item(num_envs)
     ds = reverb.TrajectoryDataset.from_table_signature(
         server_address=address, table=self.table_name,
-        max_in_flight_samples_per_worker=max(2, 2 * batch_size // n))
+        max_in_flight_samples_per_worker=max(2, 2 * batch_size // n),
+        rate_limiter_timeout_ms=-1 if rate_limiter_timeout_ms is None else rate_limiter_timeout_ms)
     if self.prioritized:
       ds = ds.map(lambda sample: (sample.data, sample.info))
     else:
@@ -173,7 +233,8 @@ class TransitionReplay:
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
   def num_items(self, client: reverb.Client) -> int:
-    return client.server_info()[self.table_name].current_size
+    """Items in the table now (a bounded ask)."""
+    return current_size(client, self.table_name)
 
   def importance_weights(self, info: reverb.SampleInfo) -> tf.Tensor:
     """Prioritized sampling's bias correction, (N * P(i))^-beta scaled to max 1."""

@@ -15,6 +15,8 @@ class ReplayServer:
   By default the server runs embedded in this process on a free port. Give
   `address` ("host:port") to use a server running elsewhere instead; its
   tables must already exist with the names the replay components expect.
+  `with ReplayServer(tables) as server:` closes it on exit (close adders
+  first: nest their `with` inside).
   """
 
   def __init__(self,
@@ -62,6 +64,12 @@ class ReplayServer:
   def checkpoint(self) -> Optional[str]:
     """Writes a Reverb checkpoint of all tables; returns its path."""
     return self.client.checkpoint()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    self.close()
 
   def close(self):
     if self._server is not None:

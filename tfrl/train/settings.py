@@ -106,7 +106,27 @@ class RunConfig:
     if not (self.on_policy or self.compiled) and self.replay.min_size > self.replay.capacity:
       raise ConfigError(f"replay min_size {self.replay.min_size} > capacity "
                         f"{self.replay.capacity}: sampling would never start")
+    if not self.on_policy and not self.compiled and not self.distributed:
+      self._check_initial_collection_fills_min_size()
     return self
+
+  def _check_initial_collection_fills_min_size(self):
+    """The single-process off-policy loop samples first after the initial
+    collection and one iteration's steps, and inserts nothing while it
+    samples: the table's min_size must be reached by then."""
+    needed = getattr(self.replay, "batch_steps_before_sampling", None)
+    if needed is None:
+      return
+    num_envs = self.num_envs
+    per_iteration = -(-self.collect_steps_per_iteration // num_envs)
+    missing = needed(num_envs) - per_iteration  # batch steps the initial collection must give
+    if -(-self.initial_collect_steps // num_envs) < missing:
+      least = (missing - 1) * num_envs + 1
+      raise ConfigError(
+          f"tfrl.train.train.initial_collect_steps = {self.initial_collect_steps} cannot fill "
+          f"replay min_size {self.replay.min_size} before the first sample ({num_envs} env(s), "
+          f"sequences of {self.replay.sequence_length}; sampling would wait forever): set it to "
+          f"at least {least} or lower tfrl.replay.TransitionReplay.min_size")
 
 
 def run_config(**overrides) -> RunConfig:

@@ -27,6 +27,10 @@ from tfrl.train.logger import flatten_diagnostics
 from tfrl.train.loop import Advance, resume_seed
 
 EVAL_SEED_OFFSET = 1_000_003
+# How long a replay sample may wait for the table's min_size in the
+# single-process loop, where nothing is inserted while it trains: any wait
+# there is forever, so the dataset ends and the run stops saying why.
+SAMPLE_WAIT_MS = 5000
 
 
 class Parts(NamedTuple):
@@ -191,7 +195,8 @@ class SampleSource(_DriverSource):
       run.log(f"replay restored: {items} items, as checkpointed")
     config = self.config
     iterator = iter(self.replay.dataset(self.server.address, config.batch_size,
-                                        num_envs=config.num_envs))
+                                        num_envs=config.num_envs,
+                                        rate_limiter_timeout_ms=SAMPLE_WAIT_MS))
     self._train = off_policy_train_function(self.agent, self.replay, self.server.client,
                                             lambda: next(iterator),
                                             config.train_steps_per_iteration)
@@ -211,8 +216,20 @@ class SampleSource(_DriverSource):
     assert num_iterations == 1
     self.driver.run_steps(self.config.collect_steps_per_iteration)
     faults.point("train")
-    loss_info = self._train()
+    try:
+      loss_info = self._train()
+    except (StopIteration, tf.errors.OutOfRangeError):
+      raise self._sampling_stalled() from None
     return Advance(float(loss_info.loss), flatten_diagnostics(loss_info.extra))
+
+  def _sampling_stalled(self) -> ConfigError:
+    replay, num_envs = self.replay, self.config.num_envs
+    return ConfigError(
+        f"replay sampling waited {SAMPLE_WAIT_MS / 1000:g} s: table {replay.table_name!r} holds "
+        f"{replay.num_items(self.server.client)} item(s), sampling needs "
+        f"{replay.min_items(num_envs)} (min_size {replay.min_size}, {num_envs} env(s)), and "
+        "nothing is inserted while this loop trains; raise "
+        "tfrl.train.train.initial_collect_steps or lower tfrl.replay.TransitionReplay.min_size")
 
 
 def on_policy_train_function(agent):
