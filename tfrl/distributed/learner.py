@@ -154,7 +154,12 @@ class LearnerSource:
       # push from this learner gets them going again (with_server pushes).
       self.with_server(self.link.check)
       spec = wiring.tagged_data_spec(self.agent.collect_data_spec)
-      for episode in self.replay.read_episodes(self.server.client, 1, data_spec=spec):
+      table = self.replay.table_name
+      # Waits for the actors (interruptibly); the size query goes through
+      # with_server, so a server lost meanwhile is reconnected to.
+      arrived = lambda: self.with_server(lambda: self.link.table_info(table)).current_size
+      for episode in self.replay.read_episodes(self.server.client, 1, data_spec=spec,
+                                               wait_s=None, table_size=arrived):
         traj, tags = wiring.split_tags(episode)
         if version - int(tags["policy_version"][0]) > self.max_policy_lag:
           self.counters["stale_episodes"].assign_add(1)
