@@ -54,6 +54,8 @@ def test_reinforce_by_hand(tmp_path):
   notebook = execute("01_reinforce_by_hand.ipynb", tmp_path)
   text = outputs_text(notebook)
   assert "observation spec" in text and "experience shape (batch, time): (1," in text
+  # No Reverb log lines, no TensorFlow start-up lines, no notice of the old gym.
+  assert "reverb/" not in text and "tensorflow/" not in text and "unmaintained" not in text
   assert text.count("average return") >= 2
   assert len(displayed(notebook, "image/png")) == 1
   assert len(displayed(notebook, "text/html")) == 1      # the embedded video

@@ -2,6 +2,13 @@
 
 import contextlib
 import io
+import os
+
+# TensorFlow's C++ INFO lines at import (oneDNN, CPU instructions) are not
+# for tfrl's users; its warnings and errors still show. Read once, when
+# TensorFlow loads: effective when tfrl is imported first. A value the user
+# set is kept.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 # tf-agents 0.19 imports the old `gym`, which prints a deprecation notice on
 # import. tfrl uses gymnasium; keep the notice off the user's console.

@@ -96,12 +96,12 @@ class PolicyGradientAgent(tf_agent.TFAgent):
 
   # -- pieces the subclasses use -------------------------------------------
 
-  def _distribution(self, observation, training: bool = True):
-    distribution, _ = self._actor_net(observation, step_type=(), network_state=(), training=training)
+  def _distribution(self, observation, training: bool = True, network=None):
+    distribution, _ = _call_network(network or self._actor_net, observation, training)
     return distribution
 
   def _values(self, observation, training: bool = False):
-    values, _ = self._value_net(observation, step_type=(), network_state=(), training=training)
+    values, _ = _call_network(self._value_net, observation, training)
     return values
 
   def _minibatches(self, batch, num_minibatches: int):
@@ -176,3 +176,11 @@ class PolicyGradientAgent(tf_agent.TFAgent):
 
   def _update_policy(self, batch) -> Dict[str, tf.Tensor]:
     raise NotImplementedError
+
+
+# tf-agents' networks are written for autograph off (tf-agents traces its own
+# agents that way). Converted from `_train`, their `common.safe_has_state`
+# (`state is not ()`) compiles with a SyntaxWarning on every run's console.
+@tf.autograph.experimental.do_not_convert
+def _call_network(network, observation, training: bool):
+  return network(observation, step_type=(), network_state=(), training=training)

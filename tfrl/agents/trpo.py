@@ -75,7 +75,8 @@ class TrpoAgent(PolicyGradientAgent):
     variables = self._actor_net.trainable_variables
     for old, new in zip(self._old_actor_net.trainable_variables, variables):
       old.assign(new)
-    old_distribution, _ = self._old_actor_net(batch["observation"], step_type=(), network_state=())
+    old_distribution = self._distribution(batch["observation"], training=False,
+                                          network=self._old_actor_net)
 
     def surrogate_and_kl():
       distribution = self._distribution(batch["observation"])

@@ -27,6 +27,7 @@ import reverb
 from tfrl import envs
 from tfrl.distributed import wiring
 from tfrl.drivers import Driver
+from tfrl.replay import reverb_logs
 from tfrl.train import faults
 from tfrl.train.settings import RunConfig
 
@@ -53,6 +54,7 @@ def collect(server_address: str,
   (items_written: items the server confirmed, or will once the chunk in
   progress is flushed; items dropped at a reconnect are not counted).
   """
+  reverb_logs.quiet()  # Reverb's "pending items alarmingly high" lines off the actor's log
   config = wiring.role_config(config)
   replay = config.replay
   num_envs = config.num_envs

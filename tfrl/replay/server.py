@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import reverb
 
 from tfrl.errors import ConfigError
+from tfrl.replay import reverb_logs
 
 
 class ReplayServer:
@@ -28,6 +29,7 @@ class ReplayServer:
     """`checkpoint_dir`: where `checkpoint()` writes (and whose latest
     checkpoint the server loads at start); `restore_from`: a checkpoint to
     load when `checkpoint_dir` holds none."""
+    reverb_logs.quiet()  # Reverb's routine start/stop/sampler lines off the console
     self._server = None
     # Without a checkpoint_dir Reverb would make itself a temporary directory
     # (tempfile.mkdtemp) and leave it behind; this one goes at close.

@@ -3,8 +3,9 @@
 Values are stored as they happen (`store(key=value)`, any number of times
 per iteration); `row(...)` reduces everything stored since the last row to
 its mean (and, for keys asked with `stats=True`, std/min/max), clears the
-store, and `write` sends the row to progress.csv, TensorBoard and an aligned
-console table.
+store, and `write` sends the row to progress.csv (every column), TensorBoard
+and the console: a compact table (`format_table`) of what is worth reading.
+`format_summary` is the run's last console line.
 
 TensorBoard holds exactly progress.csv's rows: scalars as simple values
 (what `EventAccumulator.Scalars` reads), one event per row at its env_steps,
@@ -17,7 +18,7 @@ import collections
 import math
 import os
 import shutil
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -98,6 +99,7 @@ class EpochLogger:
     self._events = events
     self._console = console
     self._stored = collections.defaultdict(list)
+    self._nonzero = set()  # row keys that were non-zero in a row written so far
 
   def store(self, **values):
     for key, value in values.items():
@@ -129,18 +131,81 @@ class EpochLogger:
     self.progress.append(row)
     if self._events is not None:
       self._events.write(row, step)
-    self._console(format_table(row))
+    self._console(format_table(row, keep=self._nonzero))
+    self._nonzero.update(k for k, v in row.items() if not _zero_or_nan(v))
 
 
-def format_table(row: Dict[str, object]) -> str:
-  """The row as Spinning Up's boxed two-column table."""
-  width = max(len(k) for k in row)
-  cells = [(k, _short(v)) for k, v in row.items()]
-  value_width = max(len(v) for _, v in cells)
-  rule = "-" * (width + value_width + 7)
-  lines = [rule] + [f"| {k:>{width}} | {v:>{value_width}} |" for k, v in cells] + [rule]
-  return "\n".join(lines)
+# The table's header line, always shown.
+_COUNTERS = ("iteration", "env_steps", "train_steps", "episodes", "wall_s")
+# Returns, always shown, each on one line with its spread and episode length:
+# (row key, prefix of its _std/_min/_max columns, its length column).
+_RETURNS = (("avg_return", "eval_return", "eval_length"),
+            ("train_return", "train_return", "train_length"))
+_SPREAD = ("_std", "_min", "_max")
+
+
+def format_table(row: Dict[str, object], keep: Iterable[str] = ()) -> str:
+  """The row for the console: the counters on one line, then one line per
+  return (`mean ± std [min, max]  length L`), the loss and the agent's
+  diagnostics. Diagnostics that are 0 or NaN (REINFORCE's value loss, unused
+  regularization losses) are left out unless named in `keep` (the logger
+  keeps those that were non-zero in an earlier row). progress.csv has them all."""
+  keep = set(keep)
+  header = "  ".join(f"{k} {_short(row[k])}" for k in _COUNTERS if k in row)
+  used = set(_COUNTERS)
+  cells = []
+  for key, prefix, length in _RETURNS:
+    if key in row:
+      text = _with_spread(row, key, prefix, used)
+      if length in row:
+        text += f"  length {_short(row[length])}"
+      cells.append((key, text))
+      used.update([key, length])
+  for key, value in row.items():
+    if key not in used and (key == "loss" or key in keep or not _zero_or_nan(value)):
+      cells.append((key, _with_spread(row, key, key, used)))
+  width = max([len(k) for k, _ in cells] or [0])
+  return "\n".join([header] + [f"  {k:>{width}}  {v}" for k, v in cells])
+
+
+def format_summary(rows: Sequence[Dict[str, str]], root_dir: str, wall_s: float) -> str:
+  """The run's last console line, from its progress rows (progress.csv's,
+  as strings): the final and the best avg_return, the counters, the wall
+  time and the run directory."""
+  if not rows:
+    return f"done: no progress rows; the run is in {root_dir}"
+  last = rows[-1]
+  returns = [(float(r["avg_return"]), r["iteration"]) for r in rows
+             if r.get("avg_return") not in (None, "") and math.isfinite(float(r["avg_return"]))]
+  if returns:
+    best, best_iteration = max(returns, key=lambda r: r[0])  # the first to reach the best
+    result = (f"avg_return {_short(float(last['avg_return']))} "
+              f"(best {_short(best)} at iteration {best_iteration})")
+  else:
+    result = "no avg_return"
+  return (f"done at iteration {last['iteration']}: {result}, env_steps {last['env_steps']}, "
+          f"train_steps {last['train_steps']}, {_short(wall_s)} s; the run is in {root_dir}")
+
+
+def _with_spread(row, key: str, prefix: str, used: set) -> str:
+  """`row[key]`, followed by ` ± std [min, max]` when the row has them
+  (`<prefix>_std`, `_min`, `_max`), which are then marked `used`."""
+  spread = [prefix + s for s in _SPREAD]
+  if not all(s in row for s in spread):
+    return _short(row[key])
+  used.update(spread)
+  return "{} ± {} [{}, {}]".format(*(_short(row[k]) for k in [key] + spread))
+
+
+def _zero_or_nan(value) -> bool:
+  try:
+    value = float(value)
+  except (TypeError, ValueError):
+    return False
+  return value == 0 or math.isnan(value)
 
 
 def _short(value) -> str:
+  if isinstance(value, float) and math.isfinite(value) and abs(value) >= 1e4:
+    return f"{value:.0f}"  # 12345 rather than 1.234e+04 (env steps, seconds)
   return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -36,7 +36,7 @@ import tqdm
 
 from tfrl.train import faults
 from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
-from tfrl.train.logger import EpochLogger, ScalarEvents
+from tfrl.train.logger import EpochLogger, ScalarEvents, format_summary
 from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
 
 # The first columns of progress.csv; the evaluation's and training
@@ -255,7 +255,9 @@ def run_loop(root_dir: str, config, agent, evaluator, source, hooks: Sequence[Ho
                         "command resumes the run", run.interrupted_by)
   for hook in hooks:
     hook.end(run)
-  return run.logger.finish(run.last_row)
+  last_row = run.logger.finish(run.last_row)
+  log(format_summary(run.logger.progress.rows(), root_dir, run.wall_s()))
+  return last_row
 
 
 def _iterate(run: Run, source, hooks):
