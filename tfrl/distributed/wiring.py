@@ -36,10 +36,15 @@ def role_config(config: Optional[RunConfig] = None) -> RunConfig:
   bindings), checked, with what only the single-process loop runs refused
   rather than silently trained without."""
   config = (config if config is not None else RunConfig()).check()
-  for name, unsupported in (("reward_redistribution", config.reward_redistribution is not None),
-                            ("compiled", config.compiled)):
+  # Segments continue episodes across iterations, which one actor's chunks
+  # per policy version (and the learner's staleness drops) do not.
+  segments = getattr(config.replay, "segment_steps", None) is not None
+  for name, unsupported in (("tfrl.train.train.reward_redistribution",
+                             config.reward_redistribution is not None),
+                            ("tfrl.train.train.compiled", config.compiled),
+                            ("tfrl.replay.EpisodeReplay.segment_steps", segments)):
     if unsupported:
-      raise ConfigError(f"tfrl.train.train.{name} is not supported by the distributed actors "
+      raise ConfigError(f"{name} is not supported by the distributed actors "
                         f"and learner; run this config with scripts/train.py alone")
   return config
 

@@ -27,10 +27,15 @@ class Driver:
   episode's return and length to `on_episode(env_index, return, length)`.
 
   Observers are called `observer(traj)`, and `observer.flush()`, where it
-  exists, at the end of every `run_steps` / `run_episodes`. One that also sets
-  `accepts_env_mask = True` is called `observer(traj, mask)` instead, where
-  `mask[i]` says whether env i's step belongs to the collection; adders use it
-  to write only the episodes `run_episodes` asked for.
+  exists, at the end of every `run_steps` / `run_transitions` /
+  `run_episodes`. One that also sets `accepts_env_mask = True` is called
+  `observer(traj, mask)` instead, where `mask[i]` says whether env i's step
+  belongs to the collection; adders use it to write only the episodes
+  `run_episodes` asked for. At the end of `run_steps` / `run_transitions`
+  (which continue episodes), `observer.end_segment(time_step)`, where it
+  exists, gets the batched time step the next call starts from (before
+  `flush()`): the segment adder closes each env's segment with its
+  observation, to bootstrap from.
   """
 
   def __init__(self,
@@ -76,6 +81,25 @@ class Driver:
     self._active[:] = True
     for _ in range(-(-num_steps // self.num_envs)):
       self._step()
+    self._end_segment()
+
+  def run_transitions(self, num_transitions: int):
+    """Steps all envs together, continuing episodes, until this call has
+    simulated `num_transitions` transitions (auto-reset steps simulate
+    nothing and are not counted); the last batch step may add up to
+    `num_envs - 1` more. Exact with one env."""
+    if self._time_step is None:
+      self.reset()
+    self._active[:] = True
+    target = self.env_steps + num_transitions
+    while self.env_steps < target:
+      self._step()
+    self._end_segment()
+
+  def _end_segment(self):
+    for observer in self._observers:
+      if hasattr(observer, "end_segment"):
+        observer.end_segment(self._time_step)
     self._flush_observers()
 
   def run_episodes(self, num_episodes: int):

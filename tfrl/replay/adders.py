@@ -1,13 +1,13 @@
 """Adders: observers that turn a driver's batched trajectories into Reverb items.
 
-Both take the batched `Trajectory` of numpy arrays the driver emits each step
+All take the batched `Trajectory` of numpy arrays the driver emits each step
 (leading dimension = number of envs) and keep each env's stream separate, so
 episodes and sequences never mix envs or cross an episode boundary.
 
 The TrajectoryWriter adders (`SequenceAdder`, `BatchSequenceAdder`) make every
 call that can block (flush, end_episode) through their `wait` attribute, so a
-distributed actor can bound those waits; `EpisodeAdder`'s legacy Reverb
-`Writer` has no timeout to give.
+distributed actor can bound those waits; `EpisodeAdder`'s and
+`SegmentAdder`'s legacy Reverb `Writer` has no timeout to give.
 """
 
 from typing import Callable, List, Optional
@@ -116,6 +116,77 @@ class EpisodeAdder(_ClosedOnExit):
     self._buffers = [_moved(buf, keep_from, self._t, self._capacity) for buf in self._buffers]
     self._start[self._start >= 0] -= keep_from
     self._t = kept
+
+
+class SegmentAdder(_ClosedOnExit):
+  """Writes each env's steps of one collection call as one Reverb item.
+
+  For fixed-length on-policy collection (`EpisodeReplay.segment_steps`): the
+  driver's `run_transitions` continues episodes across calls and ends each
+  with `end_segment(time_step)`. An env's segment is its rows of that call,
+  episodes finishing inside it with their real boundary rows (LAST, final
+  observation). A segment whose last row is not a boundary is closed by a
+  *cut row* shaped like one: step_type LAST, next FIRST, reward 0, discount 1,
+  observation s_T (the time step the next call starts from). The transition
+  into the cut keeps its discount, so the advantage code bootstraps V(s_T)
+  there exactly as at a time-limit truncation, and terminations stay
+  unbootstrapped. The next segment starts from s_T (if s_T ended an episode,
+  with that episode's real boundary row, which holds nothing to learn).
+  """
+
+  def __init__(self, client: reverb.Client, table_name: str, num_envs: int):
+    self._writer = client.writer(max_sequence_length=1)
+    self._closed = False
+    self._table = table_name
+    self._num_envs = num_envs
+    self._rows: List[trajectory_lib.Trajectory] = []
+    self.items_written = 0
+
+  def reset(self):
+    """Forgets the segment in progress (the driver reset the envs)."""
+    self._rows = []
+
+  def __call__(self, traj: trajectory_lib.Trajectory):
+    self._rows.append(traj)
+
+  def end_segment(self, time_step: ts.TimeStep):
+    """Writes every env's segment, cut at `time_step` (batched, the driver's next start)."""
+    if not self._rows:
+      return
+    rows = tree.map_structure(lambda *xs: np.stack(xs), *self._rows)  # [T, envs, ...]
+    self._rows = []
+    for env in range(self._num_envs):
+      segment = tree.map_structure(lambda x, e=env: x[:, e], rows)
+      if segment.step_type[-1] != ts.StepType.LAST:
+        segment = _with_cut_row(segment, tree.map_structure(lambda x, e=env: x[e],
+                                                            time_step.observation))
+      self._writer.append(segment)
+      self._writer.create_item(self._table, 1, 1.0)
+      self.items_written += 1
+
+  def flush(self):
+    """Blocks until every segment written so far is in the table."""
+    self._writer.flush()
+
+  def close(self):
+    if not self._closed:
+      self._closed = True
+      self._writer.close()
+
+
+def _with_cut_row(segment: trajectory_lib.Trajectory, observation) -> trajectory_lib.Trajectory:
+  """`segment` [T, ...] and a boundary-like row holding `observation`; its
+  action and policy info repeat the last row's (a boundary is no transition:
+  learners mask them out)."""
+  last = tree.map_structure(lambda x: x[-1], segment)
+  cut = last._replace(
+      step_type=np.asarray(ts.StepType.LAST, last.step_type.dtype),
+      next_step_type=np.asarray(ts.StepType.FIRST, last.next_step_type.dtype),
+      observation=observation,
+      reward=tree.map_structure(np.zeros_like, last.reward),
+      discount=np.ones_like(last.discount))
+  return tree.map_structure(lambda xs, x: np.concatenate([xs, np.asarray(x, xs.dtype)[None]]),
+                            segment, cut)
 
 
 def _moved(buf: np.ndarray, lo: int, hi: int, capacity: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Replay components: the table, the adder that fills it, and how it is read.
 
 An agent's gin file picks one:
-  * `EpisodeReplay` (on-policy): whole episodes, each read exactly once, then gone.
+  * `EpisodeReplay` (on-policy): whole episodes (or, with `segment_steps`,
+    fixed-length segments per env), each read exactly once, then gone.
   * `TransitionReplay` (off-policy): fixed-length sequences sampled uniformly
     or by priority, as a tf.data pipeline.
 Both are settings only: tables, adder and dataset are functions of (the
@@ -24,7 +25,7 @@ from tf_agents.trajectories import trajectory as trajectory_lib
 
 from tfrl.checks import Count, Fraction, NonNegativeFloat, Range, checked_arguments
 from tfrl.errors import ConfigError
-from tfrl.replay.adders import BatchSequenceAdder, EpisodeAdder, SequenceAdder
+from tfrl.replay.adders import BatchSequenceAdder, EpisodeAdder, SegmentAdder, SequenceAdder
 
 # Bounds on asking the server for its tables' sizes (Reverb's own default is no bound).
 SERVER_INFO_TIMEOUT_S = 5
@@ -43,14 +44,32 @@ def current_size(client: reverb.Client, table_name: str) -> int:
 
 @gin.configurable(module="tfrl.replay")
 class EpisodeReplay:
-  """On-policy replay: a FIFO table of whole episodes, each sampled once."""
+  """On-policy replay: a FIFO table of whole episodes, each sampled once.
+
+  `segment_steps` (default None: whole episodes) switches to Spinning Up's
+  fixed-size batches: each iteration collects that many transitions over all
+  envs (`Driver.run_transitions`), continuing episodes across iterations, and
+  every env's steps become one item (a segment, `SegmentAdder`) cut with a
+  row that bootstraps V of the observation at the cut. It lives here, not in
+  the RunConfig, because it changes what an item is and which adder writes
+  it; every process that builds the adder gets it from this component.
+  """
 
   on_policy = True
 
   @checked_arguments("tfrl.replay.EpisodeReplay")
-  def __init__(self, capacity: Count = 1000, table_name: str = "episodes"):
+  def __init__(self, capacity: Count = 1000, table_name: str = "episodes",
+               segment_steps: Optional[Count] = None):
     self.capacity = capacity
     self.table_name = table_name
+    self.segment_steps = segment_steps
+
+  def collect(self, driver, episodes_per_iteration: int):
+    """One iteration's collection: `segment_steps` transitions, or whole episodes."""
+    if self.segment_steps is not None:
+      driver.run_transitions(self.segment_steps)
+    else:
+      driver.run_episodes(episodes_per_iteration)
 
   def tables(self, data_spec, num_envs: int = 1) -> List[reverb.Table]:
     del num_envs  # one item per episode, whichever env it came from
@@ -65,7 +84,9 @@ class EpisodeReplay:
         rate_limiter=reverb.rate_limiters.MinSize(1),
         signature=signature)]
 
-  def adder(self, client: reverb.Client, num_envs: int) -> EpisodeAdder:
+  def adder(self, client: reverb.Client, num_envs: int):
+    if self.segment_steps is not None:
+      return SegmentAdder(client, self.table_name, num_envs)
     return EpisodeAdder(client, self.table_name, num_envs)
 
   def num_items(self, client: reverb.Client) -> int:
@@ -103,7 +124,7 @@ class EpisodeReplay:
   def experience(self, client: reverb.Client, num_episodes: int, *, data_spec,
                  transform: Optional[Callable] = None,
                  wait_s: Optional[float] = 0.0) -> trajectory_lib.Trajectory:
-    """Reads episodes and lays them end to end as one batch row: [1, sum(T), ...].
+    """Reads episodes (or segments) and lays them end to end as one batch row: [1, sum(T), ...].
 
     tf-agents' on-policy agents reset their return computation at episode
     boundaries (the LAST -> FIRST steps), so concatenation needs no padding.

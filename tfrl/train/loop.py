@@ -5,7 +5,8 @@ the latest checkpoint before anything is written), keeps the iteration
 counter and the wall clock, and after each advance of the *step source*
 calls the hooks that are due. What differs between modes is the source:
 
-  * `tfrl.train.sources.EpisodeSource` — on-policy: whole episodes per iteration,
+  * `tfrl.train.sources.EpisodeSource` — on-policy: whole episodes (or fixed-length
+    segments, `EpisodeReplay.segment_steps`) per iteration,
   * `tfrl.train.sources.SampleSource` — off-policy: collect steps, train on samples,
   * `tfrl.train.compiled.CompiledSource` — the off-policy loop in one XLA graph,
   * `tfrl.distributed.learner.LearnerSource` — samples from actors via a server.

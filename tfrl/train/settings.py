@@ -26,7 +26,8 @@ class RunConfig:
   """What to train, on what, for how long.
 
   On-policy agents (replay = EpisodeReplay) collect
-  `collect_episodes_per_iteration` whole episodes per iteration; off-policy
+  `collect_episodes_per_iteration` whole episodes per iteration (ignored with
+  `EpisodeReplay.segment_steps`: that many steps instead); off-policy
   agents (TransitionReplay) first `initial_collect_steps` (uniform random
   actions unless `random_initial_collect=False`), then per iteration
   `collect_steps_per_iteration` steps and `train_steps_per_iteration`
@@ -88,13 +89,21 @@ class RunConfig:
   def check(self) -> "RunConfig":
     """Refuses what no mode can run; returns self. Writes nothing."""
     envs.check_env_id(self.env_id)
-    if self.on_policy and self.collect_episodes_per_iteration > self.replay.capacity:
+    segments = self.on_policy and getattr(self.replay, "segment_steps", None) is not None
+    if self.on_policy and not segments and (
+        self.collect_episodes_per_iteration > self.replay.capacity):
       raise ConfigError(f"replay capacity {self.replay.capacity} < "
                         f"collect_episodes_per_iteration {self.collect_episodes_per_iteration}: "
                         "episodes would be dropped")
+    if segments and self.num_envs > self.replay.capacity:
+      raise ConfigError(f"replay capacity {self.replay.capacity} < num_envs {self.num_envs}: "
+                        "segments (one per env and iteration) would be dropped")
     if self.reward_redistribution is not None and not self.on_policy:
       raise ConfigError("reward_redistribution rewrites whole episodes: it needs on-policy "
                         "replay (EpisodeReplay)")
+    if self.reward_redistribution is not None and segments:
+      raise ConfigError("reward_redistribution needs whole episodes: unset "
+                        "tfrl.replay.EpisodeReplay.segment_steps")
     if self.compiled:
       if self.on_policy:
         raise ConfigError("the compiled loop is for off-policy agents (replay = "

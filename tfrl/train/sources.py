@@ -1,9 +1,10 @@
 """Step sources of the single-process loop: environment -> driver -> Reverb -> agent.train.
 
 `EpisodeSource` (on-policy, replay = `EpisodeReplay`): each iteration
-collects whole episodes with the current collect policy, reads exactly those
-episodes back from the table (which consumes them), optionally rewrites them
-(`transform`, where RUDDER plugs in) and trains once on them.
+collects whole episodes (or fixed-length segments) with the current collect
+policy, reads exactly those items back from the table (which consumes them),
+optionally rewrites them (`transform`, where RUDDER plugs in) and trains once
+on them.
 `SampleSource` (off-policy, `TransitionReplay`): an initial collection,
 then each iteration collects a few steps and trains on batches sampled from
 the table, whose contents go into the run's checkpoints.
@@ -143,7 +144,8 @@ class _DriverSource:
 
 
 class EpisodeSource(_DriverSource):
-  """On-policy: whole episodes per iteration, each trained on once.
+  """On-policy: whole episodes per iteration (or, with
+  `EpisodeReplay.segment_steps`, one segment per env), each trained on once.
   `transform` (list of episodes -> list of episodes, with optional
   `checkpointed`, `diagnostics` and `close`) rewrites them before training."""
 
@@ -159,10 +161,10 @@ class EpisodeSource(_DriverSource):
 
   def run(self, num_iterations: int) -> Advance:
     assert num_iterations == 1
-    written_before = self.adder.episodes_written
-    self.driver.run_episodes(self.config.collect_episodes_per_iteration)
+    written_before = self.adder.items_written
+    self.replay.collect(self.driver, self.config.collect_episodes_per_iteration)
     experience = self.replay.experience(
-        self.server.client, self.adder.episodes_written - written_before,
+        self.server.client, self.adder.items_written - written_before,
         data_spec=self.agent.collect_data_spec, transform=self.transform)
     diagnostics = {}
     if self.transform is not None:
