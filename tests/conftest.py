@@ -8,7 +8,16 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import gin  # noqa: E402
 import tfrl  # noqa: E402,F401
+
+
+@pytest.fixture(autouse=True)
+def fresh_gin_config():
+  """Every test starts without another test's gin bindings (tests that call
+  tfrl.train.train with settings alone would otherwise inherit them)."""
+  gin.clear_config()
+  yield
 
 
 class CountingEnv(gym.Env):

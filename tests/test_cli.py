@@ -31,7 +31,7 @@ def test_trains_into_run_dir_and_resumes(tmp_path):
   result = train("--gin_file=reinforce_cartpole.gin", f"--root_dir={root}", "--seed=1", *TINY,
                  cwd=tmp_path)
   assert result.returncode == 0, result.stderr
-  assert re.search(r"^\|\s+avg_return \|\s+[-0-9.]+ \|$", result.stdout, re.M)  # console table
+  assert re.search(r"^\s+avg_return  [-0-9.]+ ± [0-9.]+ \[", result.stdout, re.M)  # console table
   assert (root / "config.gin").exists() and (root / "progress.csv").exists()
   rows = (root / "progress.csv").read_text().splitlines()
   assert len(rows) == 3  # header, iteration 0, iteration 2

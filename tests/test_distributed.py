@@ -83,11 +83,14 @@ def test_server_two_actors_and_learner_via_launcher(tmp_path, agent):
   assert "all interfaces, no authentication" in logs["server.log"]
 
 
-def start(script, args, log_path, kill_at=None):
+def start(script, args, log_path, kill_at=None, reverb_logs=False):
+  """`reverb_logs`: keep Reverb's routine log lines (tfrl filters them out)."""
   env = dict(os.environ)
   env.pop("TFRL_KILL_AT", None)
   if kill_at:
     env["TFRL_KILL_AT"] = kill_at
+  if reverb_logs:
+    env["TFRL_REVERB_LOGS"] = "1"
   log = open(log_path, "w")
   return subprocess.Popen([sys.executable, os.path.join(SCRIPTS, script)] + args,
                           stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -220,7 +223,7 @@ def test_server_killed_and_restarted_from_its_checkpoint(tmp_path):
     for p in clients[:2]:
       p.send_signal(signal.SIGCONT)
     time.sleep(3)  # actors run against a dead server for a while
-    server = start("reverb_server.py", server_args, log("server_b"))
+    server = start("reverb_server.py", server_args, log("server_b"), reverb_logs=True)
     processes.append(server)
     reconnected = lambda i: f"actor {i} reconnected to {address}" in text(f"actor_{i}")
     deadline = time.time() + 180
