@@ -65,6 +65,8 @@ flags.DEFINE_integer("sb3_eval_every", None, "SB3's env steps between evaluation
                      "the tfrl run's median between its progress rows).", lower_bound=1)
 flags.DEFINE_integer("sb3_max_steps", None, "Cap on SB3's budget (default: rl-zoo's "
                      "n_timesteps).", lower_bound=1)
+flags.DEFINE_integer("sb3_torch_threads", None, "torch's intra-op threads for SB3 (default: "
+                     "torch's own, all cores).", lower_bound=1)
 
 # Each ready pair's Stable-Baselines3 twin: algorithm, env id, threshold (when
 # no --threshold is given), and the rl-zoo entry read when it is not the env's
@@ -141,6 +143,7 @@ def run_sb3(gin_file, threshold, seed, eval_every, out_dir):
   cmd += [f"--threshold={threshold}"] if threshold is not None else []
   cmd += [f"--hyperparams_env={zoo_env}"] if zoo_env else []
   cmd += [f"--max_steps={FLAGS.sb3_max_steps}"] if FLAGS.sb3_max_steps else []
+  cmd += [f"--torch_threads={FLAGS.sb3_torch_threads}"] if FLAGS.sb3_torch_threads else []
   start = time.time()
   result = subprocess.run(cmd, capture_output=True, text=True)
   seconds = time.time() - start

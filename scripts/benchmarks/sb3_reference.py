@@ -207,6 +207,8 @@ def run(args) -> dict:
     gym.spec(args.env)
   except gym.error.Error as e:
     raise SettingsError(f"--env={args.env}: {e}") from None
+  if args.torch_threads:
+    torch.set_num_threads(args.torch_threads)  # as rl-zoo's train.py --num-threads
   cls = algorithm_class(args.algo)
   entry = zoo_entry(args.algo, args.hyperparams_env or args.env)
   settings = zoo_settings(entry, inspect.signature(cls).parameters,
@@ -293,6 +295,8 @@ def main():
                       help="Env steps between evaluations.")
   parser.add_argument("--eval_episodes", type=_cli.positive_int, default=10)
   parser.add_argument("--threshold", type=float, help="Return counted as solved.")
+  parser.add_argument("--torch_threads", type=_cli.positive_int,
+                      help="torch's intra-op threads (default: torch's own choice).")
   parser.add_argument("--stop_at_threshold", action="store_true",
                       help="End training at the first evaluation >= --threshold.")
   args = parser.parse_args()
