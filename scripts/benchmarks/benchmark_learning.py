@@ -8,6 +8,15 @@ r"""Learning benchmark: runs gin configs over seeds, prints a table.
 
 --threshold is one value for every config, or one per --gin_file in order.
 
+`--sb3_python=/tmp/sb3venv/bin/python` (a venv with stable-baselines3, rl_zoo3
+and sb3-contrib; torch and TF do not share one) adds, after each tfrl run, the
+same seed of the config's Stable-Baselines3 twin (`SB3_TWINS`) with rl-zoo3's
+tuned hyperparameters (scripts/benchmarks/sb3_reference.py): the same
+threshold, the same deterministic evaluation every tfrl run's median env steps
+between its evaluations (or `--sb3_eval_every`), the same clock; SB3's budget
+is rl-zoo's n_timesteps, capped by `--sb3_max_steps`. The summary then gives
+per pair the ratios tfrl/SB3 of the median seconds and env steps to threshold.
+
 Each run is `scripts/train.py` in its own process (one at a time, so runs do
 not compete for cores), in a fresh directory under --out_dir. Per run: final
 evaluation return, env steps and wall-clock seconds (training, from
@@ -17,6 +26,7 @@ reached, and medians of steps and seconds to it over those seeds.
 """
 
 import csv
+import json
 import os
 import statistics
 import subprocess
@@ -49,12 +59,58 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
           # DQN's regular loop and the compiled one, same hyperparameters.
           "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)]}
 flags.DEFINE_string("out_dir", None, "Where runs go (default: a temp dir).")
+flags.DEFINE_string("sb3_python", None, "A Python with stable-baselines3, rl_zoo3 and "
+                    "sb3-contrib: runs each config's SB3 twin after its tfrl run, seed by seed.")
+flags.DEFINE_integer("sb3_eval_every", None, "SB3's env steps between evaluations (default: "
+                     "the tfrl run's median between its progress rows).", lower_bound=1)
+flags.DEFINE_integer("sb3_max_steps", None, "Cap on SB3's budget (default: rl-zoo's "
+                     "n_timesteps).", lower_bound=1)
+flags.DEFINE_integer("sb3_torch_threads", None, "torch's intra-op threads for SB3 (default: "
+                     "torch's own, all cores).", lower_bound=1)
 
-TRAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train.py")
+# Each ready pair's Stable-Baselines3 twin: algorithm, env id, threshold (when
+# no --threshold is given), and the rl-zoo entry read when it is not the env's
+# own (rl-zoo tunes MuJoCo v4; tfrl runs v5). SB3 has no VPG: A2C stands in.
+SB3_TWINS = {"vpg_cartpole": ("a2c", "CartPole-v1", 475, None),
+             "ppo_cartpole": ("ppo", "CartPole-v1", 475, None),
+             "trpo_cartpole": ("trpo", "CartPole-v1", 475, None),
+             "dqn_cartpole": ("dqn", "CartPole-v1", 475, None),
+             "dqn_cartpole_compiled": ("dqn", "CartPole-v1", 475, None),
+             "ppo_pendulum": ("ppo", "Pendulum-v1", -200, None),
+             "ddpg_pendulum": ("ddpg", "Pendulum-v1", -200, None),
+             "td3_pendulum": ("td3", "Pendulum-v1", -200, None),
+             "sac_pendulum": ("sac", "Pendulum-v1", -200, None),
+             "sac_halfcheetah": ("sac", "HalfCheetah-v5", None, "HalfCheetah-v4"),
+             "sac_hopper": ("sac", "Hopper-v5", None, "Hopper-v4"),
+             "td3_halfcheetah": ("td3", "HalfCheetah-v5", None, "HalfCheetah-v4"),
+             "ppo_halfcheetah": ("ppo", "HalfCheetah-v5", None, "HalfCheetah-v4"),
+             "ppo_hopper": ("ppo", "Hopper-v5", None, "Hopper-v4")}
+
+BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
+TRAIN = os.path.join(os.path.dirname(BENCHMARKS), "train.py")
+SB3_REFERENCE = os.path.join(BENCHMARKS, "sb3_reference.py")
+
+
+def pair_name(gin_file):
+  return os.path.splitext(os.path.basename(gin_file))[0]
+
+
+def sb3_lib(gin_file):
+  """The SB3 rows' `lib`: the algorithm, and what it stands in for."""
+  algo = SB3_TWINS[pair_name(gin_file)][0]
+  agent = pair_name(gin_file).split("_")[0]
+  return f"sb3 {algo}" + (f" (for {agent})" if agent != algo else "")
+
+
+def median_gap(rows):
+  """The median env steps between consecutive progress rows (evaluations)."""
+  steps = [int(r["env_steps"]) for r in rows]
+  gaps = [b - a for a, b in zip(steps, steps[1:]) if b > a]
+  return int(statistics.median(gaps)) if gaps else None
 
 
 def run_one(gin_file, threshold, seed, out_dir):
-  root = os.path.join(out_dir, f"{os.path.splitext(os.path.basename(gin_file))[0]}-s{seed}")
+  root = os.path.join(out_dir, f"{pair_name(gin_file)}-s{seed}")
   cmd = [sys.executable, TRAIN, f"--gin_file={gin_file}", f"--seed={seed}", f"--root_dir={root}"]
   cmd += [f"--gin_bindings={b}" for b in FLAGS.gin_bindings]
   start = time.time()
@@ -62,16 +118,64 @@ def run_one(gin_file, threshold, seed, out_dir):
   seconds = time.time() - start
   if result.returncode != 0:
     tail = (result.stderr.strip().splitlines() or ["?"])[-1]
-    return dict(config=gin_file, seed=seed, error=tail)
+    return dict(config=gin_file, lib="tfrl", seed=seed, error=tail)
   with open(os.path.join(root, "progress.csv")) as f:
     rows = list(csv.DictReader(f))
   hit = next((r for r in rows if threshold is not None
               and float(r["avg_return"]) >= threshold), None)
-  return dict(config=gin_file, threshold=threshold, seed=seed, final=float(rows[-1]["avg_return"]),
+  return dict(config=gin_file, lib="tfrl", threshold=threshold, seed=seed,
+              final=float(rows[-1]["avg_return"]),
               steps_to=int(hit["env_steps"]) if hit else None,
               secs_to=float(hit["wall_s"]) if hit else None,
               train_s=float(rows[-1]["wall_s"]), process_s=seconds,
-              env_steps=int(rows[-1]["env_steps"]))
+              env_steps=int(rows[-1]["env_steps"]), eval_gap=median_gap(rows))
+
+
+def run_sb3(gin_file, threshold, seed, eval_every, out_dir):
+  """The config's SB3 twin for `seed`, evaluated every `eval_every` env steps."""
+  lib = sb3_lib(gin_file)
+  if eval_every is None:
+    return dict(config=gin_file, lib=lib, seed=seed,
+                error="no tfrl evaluations to take the interval from: give --sb3_eval_every")
+  algo, env_id, _, zoo_env = SB3_TWINS[pair_name(gin_file)]
+  cmd = [FLAGS.sb3_python, SB3_REFERENCE, f"--algo={algo}", f"--env={env_id}", f"--seed={seed}",
+         f"--eval_every={eval_every}"]
+  cmd += [f"--threshold={threshold}"] if threshold is not None else []
+  cmd += [f"--hyperparams_env={zoo_env}"] if zoo_env else []
+  cmd += [f"--max_steps={FLAGS.sb3_max_steps}"] if FLAGS.sb3_max_steps else []
+  cmd += [f"--torch_threads={FLAGS.sb3_torch_threads}"] if FLAGS.sb3_torch_threads else []
+  start = time.time()
+  result = subprocess.run(cmd, capture_output=True, text=True)
+  seconds = time.time() - start
+  with open(os.path.join(out_dir, f"{pair_name(gin_file)}-sb3-s{seed}.jsonl"), "w") as f:
+    f.write(result.stdout)
+  lines = result.stdout.strip().splitlines()
+  if result.returncode != 0 or not lines:
+    return dict(config=gin_file, lib=lib, seed=seed, error=last_line(result.stderr))
+  summary = json.loads(lines[-1])
+  return dict(config=gin_file, lib=lib, threshold=threshold, seed=seed, final=summary["final"],
+              steps_to=summary["steps_to"], secs_to=summary["secs_to"],
+              train_s=summary["train_s"], process_s=seconds, env_steps=summary["env_steps"],
+              eval_gap=eval_every)
+
+
+def last_line(text):
+  """A failed process's last stderr line: its error."""
+  return (text.strip().splitlines() or ["?"])[-1]
+
+
+def check_sb3_python(python):
+  """--sb3_python must import what sb3_reference.py needs: one error line and
+  exit status 2 otherwise, before any run."""
+  try:
+    probe = subprocess.run([python, "-c", "import stable_baselines3, sb3_contrib, rl_zoo3, yaml"],
+                           capture_output=True, text=True, timeout=300)
+    problem = None if probe.returncode == 0 else \
+        f"cannot import stable_baselines3, sb3_contrib and rl_zoo3 ({last_line(probe.stderr)})"
+  except OSError as error:
+    problem = error.strerror
+  if problem:
+    _cli.fail(f"--sb3_python={python}: {problem}")
 
 
 def fmt(v, spec):
@@ -112,45 +216,95 @@ def check_configs(gin_files):
       check_env_id(env_id)
 
 
+def median(rows, key):
+  return statistics.median([r[key] for r in rows]) if rows else None
+
+
+def ratio(a, b):
+  return a / b if a is not None and b else None
+
+
+def print_row(r):
+  if "error" in r:
+    print(f"{r['config']:<28} {r['lib']:<20} {r['seed']:>4} error: {r['error']}", flush=True)
+    return
+  print(f"{r['config']:<28} {r['lib']:<20} {r['seed']:>4} {r['final']:>8.1f} "
+        f"{fmt(r['steps_to'], '>12d')} {fmt(r['secs_to'], '>9.1f')} {r['train_s']:>8.1f} "
+        f"{r['process_s']:>9.1f} {r['env_steps']:>10d} {fmt(r['eval_gap'], '>8d')}", flush=True)
+
+
 def main(argv):
   del argv
   configs = configs_and_thresholds()
   if FLAGS.out_dir:
     _cli.check_creatable_dir(FLAGS.out_dir, "--out_dir")
+  twins = []
+  if FLAGS.sb3_python:
+    check_sb3_python(FLAGS.sb3_python)
+    twins = [gin_file for gin_file, _ in configs if pair_name(gin_file) in SB3_TWINS]
+    for gin_file, _ in configs:
+      if gin_file not in twins:
+        print(f"{gin_file}: no SB3 twin (SB3_TWINS), tfrl only")
   check_configs([gin_file for gin_file, _ in configs])
   out_dir = FLAGS.out_dir or tempfile.mkdtemp(prefix="tfrl-bench-")
-  header = (f"{'config':<28} {'seed':>4} {'final':>8} {'steps_to_thr':>12} {'s_to_thr':>9} "
-            f"{'train_s':>8} {'process_s':>9} {'env_steps':>10}")
-  print(header)
+  print(f"{'config':<28} {'lib':<20} {'seed':>4} {'final':>8} {'steps_to_thr':>12} "
+        f"{'s_to_thr':>9} {'train_s':>8} {'process_s':>9} {'env_steps':>10} {'eval_gap':>8}")
   results = []
-  # Seed-major: the configs of one seed run back to back, so a machine that
-  # gets busier or quieter during the benchmark affects them alike.
+  # Seed-major: the configs of one seed run back to back (each tfrl run
+  # followed by its SB3 twin), so a machine that gets busier or quieter during
+  # the benchmark affects them alike.
   for seed in FLAGS.seeds:
     for gin_file, threshold in configs:
       r = run_one(gin_file, threshold, seed, out_dir)
       results.append(r)
-      if "error" in r:
-        print(f"{gin_file:<28} {seed:>4} error: {r['error']}", flush=True)
-        continue
-      print(f"{gin_file:<28} {seed:>4} {r['final']:>8.1f} {fmt(r['steps_to'], '>12d')} "
-            f"{fmt(r['secs_to'], '>9.1f')} {r['train_s']:>8.1f} {r['process_s']:>9.1f} "
-            f"{r['env_steps']:>10d}", flush=True)
+      print_row(r)
+      if gin_file in twins:
+        if threshold is None:
+          threshold = SB3_TWINS[pair_name(gin_file)][2]
+        # Without a tfrl evaluation gap from this seed, an earlier seed's.
+        gaps = [x.get("eval_gap") for x in results if x["config"] == gin_file and
+                x["lib"] == "tfrl" and x.get("eval_gap")]
+        eval_every = FLAGS.sb3_eval_every or (r.get("eval_gap") or (gaps[-1] if gaps else None))
+        r = run_sb3(gin_file, threshold, seed, eval_every, out_dir)
+        results.append(r)
+        print_row(r)
   print()
-  print(f"{'config':<28} {'thr':>6} {'reached':>7} {'final>=thr':>10} {'med_final':>9} "
-        f"{'med_steps_to':>12} {'med_s_to':>8} {'med_train_s':>11}")
+  print(f"{'config':<28} {'lib':<20} {'thr':>6} {'reached':>7} {'final>=thr':>10} "
+        f"{'med_final':>9} {'med_steps_to':>12} {'med_s_to':>8} {'med_train_s':>11}")
+  libs = lambda gin_file: ["tfrl"] + ([sb3_lib(gin_file)] if gin_file in twins else [])
   for gin_file, threshold in configs:
-    ok = [r for r in results if r["config"] == gin_file and "error" not in r]
-    if not ok:
-      continue
-    reached = [r for r in ok if r["steps_to"] is not None]
-    final_ok = sum(threshold is not None and r["final"] >= threshold for r in ok)
-    median = lambda rows, key: statistics.median([r[key] for r in rows]) if rows else None
-    print(f"{gin_file:<28} {fmt(threshold, '>6g')} {len(reached):>3}/{len(ok):<3} "
-          f"{final_ok:>6}/{len(ok):<3} {median(ok, 'final'):>9.1f} "
-          f"{fmt(median(reached, 'steps_to'), '>12.0f')} {fmt(median(reached, 'secs_to'), '>8.1f')} "
-          f"{median(ok, 'train_s'):>11.1f}")
+    for lib in libs(gin_file):
+      ok = [r for r in results if r["config"] == gin_file and r["lib"] == lib and "error" not in r]
+      if not ok:
+        continue
+      threshold = ok[0]["threshold"]
+      reached = [r for r in ok if r["steps_to"] is not None]
+      final_ok = sum(threshold is not None and r["final"] >= threshold for r in ok)
+      print(f"{gin_file:<28} {lib:<20} {fmt(threshold, '>6g')} {len(reached):>3}/{len(ok):<3} "
+            f"{final_ok:>6}/{len(ok):<3} {median(ok, 'final'):>9.1f} "
+            f"{fmt(median(reached, 'steps_to'), '>12.0f')} "
+            f"{fmt(median(reached, 'secs_to'), '>8.1f')} {median(ok, 'train_s'):>11.1f}")
   print("reached: evaluations that hit the threshold at least once; medians of steps and "
         "seconds to the threshold are over those seeds.")
+  if twins:
+    print()
+    print(f"{'config':<28} {'sb3':<20} {'reached tfrl/sb3':>16} {'s_to tfrl':>9} {'s_to sb3':>8} "
+          f"{'s ratio':>7} {'steps_to tfrl':>13} {'steps_to sb3':>12} {'steps ratio':>11}")
+    for gin_file in twins:
+      sides = []
+      for lib in libs(gin_file):
+        ok = [r for r in results if r["config"] == gin_file and r["lib"] == lib
+              and "error" not in r]
+        reached = [r for r in ok if r["steps_to"] is not None]
+        sides.append((f"{len(reached)}/{len(ok)}", median(reached, "secs_to"),
+                      median(reached, "steps_to")))
+      (t_reached, t_s, t_steps), (s_reached, s_s, s_steps) = sides
+      print(f"{gin_file:<28} {sb3_lib(gin_file):<20} {t_reached + ' / ' + s_reached:>16} "
+            f"{fmt(t_s, '>9.1f')} {fmt(s_s, '>8.1f')} {fmt(ratio(t_s, s_s), '>7.2f')} "
+            f"{fmt(t_steps, '>13.0f')} {fmt(s_steps, '>12.0f')} "
+            f"{fmt(ratio(t_steps, s_steps), '>11.2f')}")
+    print("ratios: tfrl / SB3 of the medians over the seeds that reached the threshold; "
+          "seconds are training seconds, evaluations included, on both sides.")
 
 
 if __name__ == "__main__":
