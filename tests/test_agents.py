@@ -243,3 +243,16 @@ def test_dqn_importance_weights_weigh_each_transition():
     weights = tf.one_hot(i, n)
     assert float(agent.loss(batch, weights=weights).loss) == pytest.approx(huber[i] / n,
                                                                           rel=1e-5)
+
+
+@pytest.mark.parametrize("factory, env_id", [
+    ("reinforce", "CartPole-v1"), ("vpg", "CartPole-v1"), ("ppo", "Pendulum-v1"),
+    ("trpo", "Pendulum-v1"), ("dqn", "CartPole-v1"), ("ddpg", "Pendulum-v1"),
+    ("td3", "Pendulum-v1"), ("sac", "Pendulum-v1")])
+def test_factories_take_the_array_specs_an_environment_gives(factory, env_id):
+  env = tfrl.envs.load(env_id, seed=0)
+  agent = getattr(tfrl.agents, factory)(env.time_step_spec(), env.action_spec())
+  time_step = env.reset()
+  batched = tf.nest.map_structure(lambda x: tf.constant(np.asarray(x)[None]), time_step)
+  action = agent.policy.action(batched).action
+  assert action.shape[0] == 1

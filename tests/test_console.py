@@ -40,6 +40,15 @@ def test_table_leaves_out_zero_and_nan_diagnostics_and_keeps_counters_and_return
                    "  avg_return  13.7 ± 9.87 [8, 42]  length 13.7"]
 
 
+def test_a_counter_a_mode_cannot_know_is_left_out():
+  # The off-policy distributed learner has no episode count.
+  table = format_table({"iteration": 10, "env_steps": 480, "train_steps": 100, "episodes": None,
+                        "avg_return": 9.5, "loss": 0.25})
+  header = table.splitlines()[0]
+  assert "episodes" not in header and "None" not in table
+  assert header.startswith("iteration 10  env_steps 480  train_steps 100")
+
+
 def test_a_diagnostic_that_was_nonzero_stays_in_the_table_and_csv_keeps_every_column(tmp_path):
   printed = []
   logger = EpochLogger(ProgressCsv(str(tmp_path / "progress.csv"), ["iteration"]),

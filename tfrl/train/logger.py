@@ -151,7 +151,8 @@ def format_table(row: Dict[str, object], keep: Iterable[str] = ()) -> str:
   regularization losses) are left out unless named in `keep` (the logger
   keeps those that were non-zero in an earlier row). progress.csv has them all."""
   keep = set(keep)
-  header = "  ".join(f"{k} {_short(row[k])}" for k in _COUNTERS if k in row)
+  # A counter a mode cannot know (the off-policy learner's episodes) is None.
+  header = "  ".join(f"{k} {_short(row[k])}" for k in _COUNTERS if row.get(k) is not None)
   used = set(_COUNTERS)
   cells = []
   for key, prefix, length in _RETURNS:
