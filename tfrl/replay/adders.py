@@ -32,7 +32,32 @@ class _ClosedOnExit:
     self.close()
 
 
-class EpisodeAdder(_ClosedOnExit):
+class _WholeItemWriter(_ClosedOnExit):
+  """An adder writing whole items (episodes, segments) through one
+  long-lived legacy Reverb `Writer` (max_sequence_length=1: an item of any
+  length fits one chunk; the TrajectoryWriter refuses steps whose shapes change)."""
+
+  def __init__(self, client: reverb.Client, table_name: str):
+    self._writer = client.writer(max_sequence_length=1)
+    self._closed = False
+    self._table = table_name
+
+  def _write(self, item):
+    self._writer.append(item)
+    self._writer.create_item(self._table, 1, 1.0)
+
+  def flush(self):
+    """Blocks until every item written so far is in the table."""
+    self._writer.flush()
+
+  def close(self):
+    """Closes the writer (once: Reverb's legacy Writer refuses a second close)."""
+    if not self._closed:
+      self._closed = True
+      self._writer.close()
+
+
+class EpisodeAdder(_WholeItemWriter):
   """Writes each env's complete episodes as one Reverb item each.
 
   An episode runs from a FIRST step to the boundary step that follows LAST
@@ -40,10 +65,8 @@ class EpisodeAdder(_ClosedOnExit):
   and carries the final observation). Steps go into a time-major buffer shared
   by all envs (one copy per field per step, whatever the number of envs); a
   finished episode is sliced out and written as one item whose tensors have a
-  leading time dimension. Items go through one long-lived Reverb `Writer`
-  (max_sequence_length=1, so episodes of any length fit one chunk): several
-  times cheaper than a `client.insert` per episode (and the TrajectoryWriter
-  refuses steps whose shapes change). Call `flush()` before
+  leading time dimension, through one long-lived Reverb `Writer` (several
+  times cheaper than a `client.insert` per episode). Call `flush()` before
   reading the table. Steps seen before an env's first FIRST are ignored,
   and so are episodes that start where the driver's env mask is off.
   """
@@ -52,9 +75,7 @@ class EpisodeAdder(_ClosedOnExit):
 
   def __init__(self, client: reverb.Client, table_name: str, num_envs: int,
                initial_capacity: int = 1024):
-    self._writer = client.writer(max_sequence_length=1)
-    self._closed = False
-    self._table = table_name
+    super().__init__(client, table_name)
     self._capacity = initial_capacity
     self._buffers: Optional[List[np.ndarray]] = None
     self._treedef = None
@@ -91,20 +112,9 @@ class EpisodeAdder(_ClosedOnExit):
     for env in np.flatnonzero((step_type == ts.StepType.LAST) & (self._start >= 0)):
       start = self._start[env]
       episode = [buf[start:t + 1, env] for buf in self._buffers]
-      self._writer.append(tree.unflatten_as(self._treedef, episode))
-      self._writer.create_item(self._table, 1, 1.0)
+      self._write(tree.unflatten_as(self._treedef, episode))
       self._start[env] = -1
       self.episodes_written += 1
-
-  def flush(self):
-    """Blocks until every episode written so far is in the table."""
-    self._writer.flush()
-
-  def close(self):
-    """Closes the writer (once: Reverb's legacy Writer refuses a second close)."""
-    if not self._closed:
-      self._closed = True
-      self._writer.close()
 
   def _make_room(self):
     """Drops steps no open episode needs; grows the buffer if all are needed."""
@@ -118,7 +128,7 @@ class EpisodeAdder(_ClosedOnExit):
     self._t = kept
 
 
-class SegmentAdder(_ClosedOnExit):
+class SegmentAdder(_WholeItemWriter):
   """Writes each env's steps of one collection call as one Reverb item.
 
   For fixed-length on-policy collection (`EpisodeReplay.segment_steps`): the
@@ -135,9 +145,7 @@ class SegmentAdder(_ClosedOnExit):
   """
 
   def __init__(self, client: reverb.Client, table_name: str, num_envs: int):
-    self._writer = client.writer(max_sequence_length=1)
-    self._closed = False
-    self._table = table_name
+    super().__init__(client, table_name)
     self._num_envs = num_envs
     self._rows: List[trajectory_lib.Trajectory] = []
     self.items_written = 0
@@ -160,18 +168,8 @@ class SegmentAdder(_ClosedOnExit):
       if segment.step_type[-1] != ts.StepType.LAST:
         segment = _with_cut_row(segment, tree.map_structure(lambda x, e=env: x[e],
                                                             time_step.observation))
-      self._writer.append(segment)
-      self._writer.create_item(self._table, 1, 1.0)
+      self._write(segment)
       self.items_written += 1
-
-  def flush(self):
-    """Blocks until every segment written so far is in the table."""
-    self._writer.flush()
-
-  def close(self):
-    if not self._closed:
-      self._closed = True
-      self._writer.close()
 
 
 def _with_cut_row(segment: trajectory_lib.Trajectory, observation) -> trajectory_lib.Trajectory:
