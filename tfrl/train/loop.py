@@ -230,10 +230,10 @@ def run_loop(root_dir: str, config, agent, evaluator, source, hooks: Sequence[Ho
   checkpoint = open_run_dir(root_dir, agent, dict(iteration=iteration_var, wall_s=wall_var,
                                                   **source.checkpointed()))
   run = Run(root_dir, config, agent, source, checkpoint, iteration_var, wall_var, log)
-  source.start(run)
-  had_rows = len(ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS).rows())
-  run.logger = run_logger(root_dir, PROGRESS_COLUMNS, checkpoint, run.iteration, log)
-  dropped = had_rows - len(run.logger.progress.rows())
+  rows = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS).rows()
+  kept = run.iteration if run.resumed else -1
+  dropped = sum(int(r["iteration"]) > kept for r in rows)  # what run_logger will drop
+  had_rows = len(rows)
   where = f"{root_dir}{f' ({mode})' if mode else ''}"
   if run.resumed:
     log(f"resuming {where} at iteration {run.iteration}, from {checkpoint.latest}"
@@ -242,6 +242,8 @@ def run_loop(root_dir: str, config, agent, evaluator, source, hooks: Sequence[Ho
     log(f"no checkpoint yet in {where}: starting over ({dropped} progress rows dropped)")
   else:
     log(f"starting a new run in {where}")
+  source.start(run)
+  run.logger = run_logger(root_dir, PROGRESS_COLUMNS, checkpoint, run.iteration, log)
   hooks = default_hooks(config, evaluator, agent, root_dir) + list(hooks) + [
       Checkpoint(config.checkpoint_interval, config.checkpoint_interval_s)]
   with _stop_on_signals(run):
