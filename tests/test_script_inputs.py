@@ -150,6 +150,10 @@ CASES = [
     ("benchmarks/benchmark_learning.py", ["--gin_file=reinforce_cartpole.gin",
                                           "--gin_bindings=tfrl.agents.reinforce.lr=1"],
      "TF: doesn't have a parameter named 'lr'"),
+    # benchmarks/benchmark_update.py
+    ("benchmarks/benchmark_update.py", ["--agents=nonsense"], "'nonsense' is not one of dqn, sac"),
+    ("benchmarks/benchmark_update.py", ["--steps=0"], "flag --steps=0: 0 is not"),
+    ("benchmarks/benchmark_update.py", ["extra"], "unexpected arguments ['extra']"),
     # benchmarks/benchmark_collect.py
     ("benchmarks/benchmark_collect.py", ["--seconds=0"], "flag --seconds=0.0: must be > 0"),
     ("benchmarks/benchmark_collect.py", ["--repeats=0"], "flag --repeats=0: 0 is not a positive"),
