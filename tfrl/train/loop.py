@@ -225,6 +225,7 @@ def run_loop(root_dir: str, config, agent, evaluator, source, hooks: Sequence[Ho
   """Trains `agent` with `source` until `config.num_iterations`; returns
   the last progress row. `hooks` run after the default ones (finite loss,
   evaluation, export) and before the checkpoint."""
+  log = _above_progress_bars(log)
   iteration_var = tf.Variable(0, dtype=tf.int64, name="iteration")
   wall_var = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
   checkpoint = open_run_dir(root_dir, agent, dict(iteration=iteration_var, wall_s=wall_var,
@@ -321,6 +322,15 @@ class _stop_on_signals:  # pylint: disable=invalid-name
 
   def __exit__(self, *exc):
     self._restore()
+
+
+def _above_progress_bars(log: Callable[[str], None]) -> Callable[[str], None]:
+  """`log`, clearing tqdm's bars around each message (in a terminal a table
+  printed while the bar is drawn would otherwise be glued onto it)."""
+  def log_above_bars(message: str):
+    with tqdm.tqdm.external_write_mode():
+      log(message)
+  return log_above_bars
 
 
 def check_finite_parameters(agent, diverged: str):
