@@ -1,6 +1,6 @@
 """Checks of user-given values against a parameter's annotation: type and range.
 
-A parameter annotated `Annotated[int, AtLeast(1)]` (or the shorthands below)
+A parameter annotated `Annotated[int, Range(low=1)]` (or the shorthands below)
 says what it accepts; `check_value` turns anything else into one ConfigError
 line naming the parameter. `checked_arguments` applies it to every argument
 of a function as called (gin bindings included), before the body runs.
@@ -40,10 +40,6 @@ class Range:
     if self.low is None:
       return f"< {self.high:g}" if self.high_open else f"<= {self.high:g}"
     return f"in {left}{self.low:g}, {self.high:g}{right}"
-
-
-def AtLeast(low):  # pylint: disable=invalid-name
-  return Range(low=low)
 
 
 Count = Annotated[int, Range(low=1)]          # budgets, sizes, intervals: 0 makes no sense

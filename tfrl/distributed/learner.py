@@ -64,12 +64,10 @@ def learn(root_dir: str, config: RunConfig = None, hooks=(), log: Callable[[str]
     parts.close()
 
 
-class LearnerSource:
+class LearnerSource(loop.StepSource):
   """The train loop's step source for the distributed learner: each
   iteration samples (or reads fresh episodes) from the server, trains and
   pushes the policy variables."""
-  max_iterations_per_call = 1
-
   def __init__(self, config, agent, log, max_policy_lag: int, max_actors: int,
                connect_timeout_s: float):
     self.config, self.agent, self.replay, self.log = config, agent, config.replay, log
@@ -106,9 +104,6 @@ class LearnerSource:
       self._train = sources.off_policy_train_function(
           agent, self.replay, self.server.client, lambda: self._untag(next(iterator)),
           config.train_steps_per_iteration)
-
-  def prefill(self):
-    pass
 
   def with_server(self, call):
     """call(); when the server is lost, waits for it, opens a new variable
@@ -214,8 +209,7 @@ class LearnerSource:
       row[f"{counted}_from_actor_{actor_id}"] = int(self.actor_items[actor_id])
     return row
 
-  def before_checkpoint(self):
-    return None  # the server checkpoints its own tables
+  # before_checkpoint: None, the server checkpoints its own tables.
 
   def close(self):
     if self.variables is not None:

@@ -243,7 +243,7 @@ def train_compiled(root_dir: str, config, hooks=(), log=print, jit_compile: bool
     parts.close()
 
 
-class CompiledSource:
+class CompiledSource(loop.StepSource):
   """The compiled loop as the train loop's step source: `run(n)` is one
   call of the compiled function for all n iterations (up to the next hook
   due); the loop's variables (env state, replay, counters) are checkpointed."""
@@ -281,14 +281,7 @@ class CompiledSource:
     return dict(env_steps=int(self.loop.env_steps.numpy()),
                 episodes=int(self.loop.episodes.numpy()))
 
-  def row_extras(self) -> dict:
-    return {}
-
-  def before_checkpoint(self):
-    return None  # the replay is part of the loop's variables
-
-  def close(self):
-    pass
+  # before_checkpoint: None, the replay is part of the loop's variables.
 
 
 XLA_CPU_RUNTIME_FLAG = "--xla_cpu_use_xla_runtime=true"

@@ -11,12 +11,7 @@ calls the hooks that are due. What differs between modes is the source:
   * `tfrl.train.compiled.CompiledSource` — the off-policy loop in one XLA graph,
   * `tfrl.distributed.learner.LearnerSource` — samples from actors via a server.
 
-A source provides `checkpointed()` (trackables, created at construction),
-`start(run)` (servers, replay restore: before progress.csv is touched),
-`prefill()` (e.g. the initial collection), `run(num_iterations) -> Advance`, `counts()` (env_steps,
-episodes), `row_extras()`, `before_checkpoint()` (returns the embedded
-replay server whose tables go into the checkpoint, or None) and `close()`;
-`max_iterations_per_call` says how many iterations one `run` may do.
+Each is a `StepSource` (its docstring lists what a source provides).
 
 Hooks (`Hook`: `interval`, `begin`, `after`, `end`) do the rest:
 `FiniteLoss`, `Evaluate` (a progress row), `ExportPolicy`, `Checkpoint`
@@ -61,6 +56,42 @@ class Interrupted(KeyboardInterrupt):
   def __init__(self, message: str, signum: int):
     super().__init__(message)
     self.signum = signum
+
+
+class StepSource:
+  """What differs between modes: `run(n)` advances n iterations and says
+  what it did, `counts()` gives the progress row's env_steps and episodes.
+  The rest has defaults: `checkpointed()` (trackables the run's checkpoint
+  holds, created at construction), `start(run)` (servers, replay restore:
+  before progress.csv is touched), `prefill()` (e.g. the initial
+  collection), `row_extras()` (columns of its own), `before_checkpoint()`
+  (the embedded replay server whose tables go into the checkpoint, or None),
+  `close()`; `max_iterations_per_call` (None: any number)."""
+  max_iterations_per_call: Optional[int] = 1
+
+  def checkpointed(self) -> dict:
+    return {}
+
+  def start(self, run: "Run"):
+    pass
+
+  def prefill(self):
+    pass
+
+  def run(self, num_iterations: int) -> Advance:
+    raise NotImplementedError
+
+  def counts(self) -> dict:
+    raise NotImplementedError
+
+  def row_extras(self) -> dict:
+    return {}
+
+  def before_checkpoint(self):
+    return None
+
+  def close(self):
+    pass
 
 
 class Run:

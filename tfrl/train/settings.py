@@ -108,8 +108,6 @@ class RunConfig:
       if self.on_policy:
         raise ConfigError("the compiled loop is for off-policy agents (replay = "
                           "TransitionReplay)")
-      if self.reward_redistribution is not None:
-        raise ConfigError("the compiled loop does not run reward_redistribution")
       tf_envs.make(self.env_id)  # a TF-native twin exists
     # The compiled loop's in-graph replay samples from the first transition on.
     if not (self.on_policy or self.compiled) and self.replay.min_size > self.replay.capacity:
@@ -136,8 +134,3 @@ class RunConfig:
           f"replay min_size {self.replay.min_size} before the first sample ({num_envs} env(s), "
           f"sequences of {self.replay.sequence_length}; sampling would wait forever): set it to "
           f"at least {least} or lower tfrl.replay.TransitionReplay.min_size")
-
-
-def run_config(**overrides) -> RunConfig:
-  """The RunConfig gin's bindings describe, with `overrides` on top, checked."""
-  return RunConfig(**overrides).check()

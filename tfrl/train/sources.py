@@ -25,7 +25,7 @@ from tfrl.replay import ReplayServer
 from tfrl.train import faults
 from tfrl.train.evaluation import Evaluator
 from tfrl.train.logger import flatten_diagnostics
-from tfrl.train.loop import Advance, resume_seed
+from tfrl.train.loop import Advance, StepSource, resume_seed
 
 EVAL_SEED_OFFSET = 1_000_003
 # How long a replay sample may wait for the table's min_size in the
@@ -67,10 +67,9 @@ def tensor_specs(env):
           tensor_spec.from_spec(env.action_spec()))
 
 
-class _DriverSource:
+class _DriverSource(StepSource):
   """Collection through the batched driver into an embedded (or external)
   Reverb server; the counters the checkpoint keeps."""
-  max_iterations_per_call = 1
   persists_replay = False
 
   def __init__(self, config, parts: Parts):
@@ -119,14 +118,8 @@ class _DriverSource:
     self.parts.env.reseed(seed)
     self.parts.eval_env.reseed(seed + EVAL_SEED_OFFSET)
 
-  def prefill(self):
-    pass
-
   def counts(self) -> dict:
     return dict(env_steps=self.driver.env_steps, episodes=self.driver.episodes)
-
-  def row_extras(self) -> dict:
-    return {}
 
   def before_checkpoint(self) -> Optional[ReplayServer]:
     self.counters["env_steps"].assign(self.driver.env_steps)
