@@ -213,7 +213,8 @@ def test_prioritized_dqn_sets_priorities_from_td_errors():
   server = tfrl.replay.ReplayServer(transitions.tables(agent.collect_data_spec, 2))
   adder = transitions.adder(server.client, 2)
   tfrl.drivers.Driver(env, agent.collect_policy, observers=[adder]).run_steps(200)
-  batches = iter(transitions.dataset(server.address, batch_size=32, num_envs=2))
+  batches = iter(transitions.dataset(server.address, batch_size=32, num_envs=2,
+                                     data_spec=agent.collect_data_spec))
   train_steps = tfrl.train.off_policy_train_function(agent, transitions, server.client,
                                                      lambda: next(batches), num_steps=5)
   try:

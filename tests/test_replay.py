@@ -83,10 +83,20 @@ def test_transitions_never_cross_episode_boundaries(counting_env_id, prioritized
   items = server.client.server_info()[transitions.table_name].current_size
   # uniform: one item per batch step holding all 3 envs; prioritized: one per env window
   assert items == 19 if not prioritized else 30 <= items <= 57
-  batch, info = next(iter(transitions.dataset(server.address, batch_size=64, num_envs=3)))
+  batch, weights_or_info = next(iter(transitions.dataset(
+      server.address, batch_size=64, num_envs=3, data_spec=policy.trajectory_spec)))
   obs = batch.observation.numpy()
   assert obs.shape == (64, 2, 3)
-  assert info.key.shape == (64,)
+  if prioritized:
+    assert weights_or_info.key.shape == (64,)
+  else:
+    # Uniform replay samples windows across boundaries too, with weight 0:
+    # exactly those whose first step is an episode's closing boundary.
+    weights = weights_or_info.numpy()
+    boundary = batch.step_type.numpy()[:, 0] == ts.StepType.LAST
+    np.testing.assert_array_equal(weights, np.where(boundary, 0.0, 1.0))
+    assert 0 < weights.sum() < 64
+    obs, batch = obs[weights == 1], tf.nest.map_structure(lambda x: x[weights == 1], batch)
   np.testing.assert_array_equal(obs[:, 0, 0], obs[:, 1, 0])  # same env
   np.testing.assert_array_equal(obs[:, 0, 1], obs[:, 1, 1])  # same episode
   np.testing.assert_array_equal(obs[:, 1, 2], obs[:, 0, 2] + 1)  # consecutive steps
@@ -254,7 +264,8 @@ def test_a_dataset_with_a_rate_limiter_timeout_ends_instead_of_waiting(counting_
   env, policy, server = make(counting_env_id, 1, transitions)
   adder = transitions.adder(server.client, 1)
   drivers.Driver(env, policy, observers=[adder]).run_steps(4)  # 3 items, 10 needed
-  dataset = transitions.dataset(server.address, batch_size=2, rate_limiter_timeout_ms=200)
+  dataset = transitions.dataset(server.address, batch_size=2, rate_limiter_timeout_ms=200,
+                                data_spec=policy.trajectory_spec)
   outcome = finishes_within(10, lambda: next(iter(dataset)))
   assert isinstance(outcome.get("error"), StopIteration), outcome
   adder.close()
@@ -316,3 +327,49 @@ def test_run_config_refuses_an_initial_collection_below_min_size(
     assert (transitions.num_items(server.client) >= transitions.min_items(num_envs)) == sampleable
     adder.close()
     server.close()
+
+
+def test_packed_windows_unpack_exactly_for_every_dtype():
+  spec = {"b": tf.TensorSpec([2], tf.bool), "f": tf.TensorSpec([3], tf.float32),
+          "d": tf.TensorSpec([], tf.float64), "i": tf.TensorSpec([2, 2], tf.int64),
+          "u": tf.TensorSpec([4], tf.uint8), "s": tf.TensorSpec([], tf.int8),
+          "none": tf.TensorSpec([0], tf.float32)}
+  layout = replay.packing.PackedLayout(spec, sequence_length=3)
+  rng = np.random.RandomState(0)
+  num_envs = 5
+  steps = [{"b": rng.rand(num_envs, 2) > 0.5, "f": rng.randn(num_envs, 3).astype(np.float32),
+            "d": rng.randn(num_envs), "i": rng.randint(-2**40, 2**40, (num_envs, 2, 2)),
+            "u": rng.randint(0, 256, (num_envs, 4)).astype(np.uint8),
+            "s": rng.randint(-128, 128, num_envs).astype(np.int8),
+            "none": np.zeros((num_envs, 0), np.float32)} for _ in range(3)]
+  rows = np.concatenate([layout.pack_step(step, num_envs) for step in steps], axis=1)
+  assert rows.shape == (num_envs, layout.window_bytes) and rows.dtype == np.uint8
+  unpacked = layout.unpack(tf.constant(rows))
+  for key, field in spec.items():
+    assert unpacked[key].dtype == field.dtype
+    np.testing.assert_array_equal(unpacked[key].numpy(),
+                                  np.stack([step[key] for step in steps], axis=1))
+
+
+def test_uniform_batches_come_stacked_and_mix_items(counting_env_id):
+  """num_batches=K gives K batches from one read; with several envs a batch's
+  windows are shuffled across the read's items, not 16/envs whole items (a
+  batch step of every env) per batch."""
+  transitions = replay.TransitionReplay(capacity=1000, min_size=1)
+  env, policy, server = make(counting_env_id, 4, transitions)
+  adder = transitions.adder(server.client, 4)
+  drivers.Driver(env, policy, observers=[adder]).run_steps(4 * 200)
+  adder.flush()
+  experience, weights = next(iter(transitions.dataset(
+      server.address, batch_size=16, num_envs=4, data_spec=policy.trajectory_spec,
+      num_batches=6)))
+  obs, weights = experience.observation.numpy(), weights.numpy()
+  assert obs.shape == (6, 16, 2, 3) and weights.shape == (6, 16)
+  valid = weights == 1
+  np.testing.assert_array_equal(obs[valid][:, 1, 2], obs[valid][:, 0, 2] + 1)
+  # Whole items would put exactly 4 windows of each env in every batch (a
+  # shuffle of 6 x 16 windows keeps that by chance with probability ~1e-7).
+  per_env = [np.bincount(obs[k, :, 0, 0].astype(int), minlength=4) for k in range(6)]
+  assert any((counts != 4).any() for counts in per_env)
+  adder.close()
+  server.close()

@@ -99,8 +99,8 @@ class LearnerSource(loop.StepSource):
     if self.replay.on_policy:
       self._train = sources.on_policy_train_function(agent)
     else:
-      iterator = iter(self.replay.dataset(self.server.address, config.batch_size,
-                                          num_envs=config.num_envs))
+      iterator = sources.off_policy_batches(self.replay, self.server.address, config,
+                                            wiring.tagged_data_spec(agent.collect_data_spec))
       self._train = sources.off_policy_train_function(
           agent, self.replay, self.server.client, lambda: self._untag(next(iterator)),
           config.train_steps_per_iteration)
@@ -132,12 +132,13 @@ class LearnerSource(loop.StepSource):
     self.data_lag.assign_add(tf.reduce_sum(lag))
     self.data_items.assign_add(tf.size(lag, out_type=tf.int64))
 
-  def _untag(self, batch):
-    """A sampled (tagged experience, info) batch as the agent expects it, counted."""
-    experience, info = batch
+  def _untag(self, batches):
+    """Sampled (tagged experience, weights or info) as the agent expects it, counted."""
+    experience, weights_or_info = batches
     traj, tags = wiring.split_tags(experience)
-    self._count_data(tags["actor_id"][:, 0], tags["policy_version"][:, 0])
-    return traj, info
+    self._count_data(tf.reshape(tags["actor_id"][..., 0], [-1]),
+                     tf.reshape(tags["policy_version"][..., 0], [-1]))
+    return traj, weights_or_info
 
   def _read_fresh_episodes(self, n):
     """The oldest n episodes at most max_policy_lag versions behind; older ones dropped."""

@@ -10,6 +10,7 @@ distributed actor can bound those waits; `EpisodeAdder`'s and
 `SegmentAdder`'s legacy Reverb `Writer` has no timeout to give.
 """
 
+import collections
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -17,6 +18,8 @@ import reverb
 import tree
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory as trajectory_lib
+
+from tfrl.replay.packing import PackedLayout
 
 BlockingCall = Callable[[Optional[int]], None]  # a writer call taking `timeout_ms`
 
@@ -259,35 +262,34 @@ class SequenceAdder(_ClosedOnExit):
 
 
 class BatchSequenceAdder(_ClosedOnExit):
-  """Writes the last `sequence_length` batch steps of *all* envs as one item.
+  """Writes the last `sequence_length` batch steps of *all* envs as one item
+  of packed windows (`packing.PackedLayout`): uint8 [1, num_envs, window_bytes].
 
-  One Reverb append per batch step and one item per step, whatever the
-  number of envs: items hold [sequence_length, num_envs, ...] tensors. Two
-  orders of magnitude faster than an item per env per step at many envs, at the price of
-  per-item rather than per-transition priorities — so prioritized replay
-  keeps `SequenceAdder`. Windows that cross an episode boundary in some env
-  are written too; the reader drops them (`replays.valid_sequences`).
+  One Reverb append and one item per batch step, whatever the number of
+  envs, and one column per item, so sampling costs one chunk per item. The
+  price: per-item rather than per-transition priorities, so prioritized
+  replay keeps `SequenceAdder`. Windows that cross an episode boundary in
+  some env are written too; the reader gives them weight 0.
   """
 
   def __init__(self, client: reverb.Client, table_name: str, sequence_length: int = 2):
     self._table = table_name
     self._length = sequence_length
-    self._writer = client.trajectory_writer(num_keep_alive_refs=sequence_length)
-    self._steps = 0
+    self._writer = client.trajectory_writer(num_keep_alive_refs=1)
+    self._steps = collections.deque(maxlen=sequence_length)
     self.items_written = 0
     self.wait = wait_without_limit
 
   def reset(self):
     """The envs were reset: no window may reach back across that."""
-    self.wait(lambda timeout_ms: self._writer.end_episode(clear_buffers=True,
-                                                          timeout_ms=timeout_ms))
-    self._steps = 0
+    self._steps.clear()
 
   def __call__(self, traj: trajectory_lib.Trajectory):
-    self._writer.append(tree.flatten(traj))
-    self._steps += 1
-    if self._steps >= self._length:
-      self._writer.create_item(self._table, 1.0, [c[-self._length:] for c in self._writer.history])
+    num_envs = len(traj.step_type)
+    self._steps.append(PackedLayout.pack_step(traj, num_envs))
+    if len(self._steps) == self._length:
+      self._writer.append(np.concatenate(self._steps, axis=1))
+      self._writer.create_item(self._table, 1.0, self._writer.history[-1:])
       self.items_written += 1
 
   def flush(self):

@@ -26,6 +26,7 @@ from tf_agents.trajectories import trajectory as trajectory_lib
 from tfrl.checks import Count, Fraction, NonNegativeFloat, Range, checked_arguments
 from tfrl.errors import ConfigError
 from tfrl.replay.adders import BatchSequenceAdder, EpisodeAdder, SegmentAdder, SequenceAdder
+from tfrl.replay.packing import PackedLayout
 
 # Bounds on asking the server for its tables' sizes (Reverb's own default is no bound).
 SERVER_INFO_TIMEOUT_S = 5
@@ -144,12 +145,12 @@ class EpisodeReplay:
 
 
 def valid_sequences(traj: trajectory_lib.Trajectory) -> tf.Tensor:
-  """True where a [L, ...] sequence stays inside one episode.
+  """True where a [..., L] sequence stays inside one episode.
 
   A sequence may end on an episode's closing boundary step (it carries the
   final observation) but must not step from a boundary into the next episode.
   """
-  return tf.reduce_all(tf.not_equal(traj.step_type[:-1], ts.StepType.LAST))
+  return tf.reduce_all(tf.not_equal(traj.step_type[..., :-1], ts.StepType.LAST), axis=-1)
 
 
 @gin.configurable(module="tfrl.replay")
@@ -203,7 +204,10 @@ class TransitionReplay:
     """`samples_per_insert` given: sampling and inserting are held to that
     ratio of items (Reverb's SampleToInsertRatio, within `error_buffer`
     samples) instead of sampling freely once `min_size` is reached."""
-    spec = data_spec if self.prioritized else tensor_spec.add_outer_dim(data_spec, num_envs)
+    if self.prioritized:
+      signature = tensor_spec.add_outer_dim(data_spec, self.sequence_length)
+    else:
+      signature = self._packed_spec(data_spec, num_envs)
     sampler = (reverb.selectors.Prioritized(self.priority_exponent) if self.prioritized
                else reverb.selectors.Uniform())
     per_item = self.envs_per_item(num_envs)
@@ -217,7 +221,12 @@ class TransitionReplay:
         remover=reverb.selectors.Fifo(),
         max_size=-(-self.capacity // per_item),
         rate_limiter=rate_limiter,
-        signature=tensor_spec.add_outer_dim(spec, self.sequence_length))]
+        signature=signature)]
+
+  def _packed_spec(self, data_spec, num_envs: int) -> tf.TensorSpec:
+    """A uniform item: one batch step's windows of every env, packed."""
+    layout = PackedLayout(data_spec, self.sequence_length)
+    return tf.TensorSpec([1, num_envs, layout.window_bytes], tf.uint8)
 
   def adder(self, client: reverb.Client, num_envs: int):
     if self.prioritized:
@@ -226,32 +235,62 @@ class TransitionReplay:
     return BatchSequenceAdder(client, self.table_name, self.sequence_length)
 
   def dataset(self, address: str, batch_size: int, num_envs: int = 1,
-              rate_limiter_timeout_ms: Optional[int] = None) -> tf.data.Dataset:
-    """Batches of (Trajectory [B, L, ...], reverb.SampleInfo) sampled from
-    the table built for `num_envs` envs.
+              rate_limiter_timeout_ms: Optional[int] = None, *, data_spec,
+              num_batches: Optional[int] = None) -> tf.data.Dataset:
+    """Batches sampled from the table built for `data_spec` and `num_envs`.
+
+    Uniform replay: elements (Trajectory [B, L, ...], weights [B]), or with
+    `num_batches` K, K batches at once: ([K, B, L, ...], [K, B]) — one
+    Reverb read per K updates. A sampled item holds one batch step of every
+    env; its windows are shuffled across the element so a batch mixes items.
+    A window that steps from an episode's boundary into the next episode has
+    weight 0 (1 otherwise): give the weights to the loss.
+    Prioritized replay: elements (Trajectory [B, L, ...], reverb.SampleInfo),
+    one item per window; `num_batches` must be None (priorities change
+    between batches).
 
     A sample waits while the table's rate limiter holds it back (fewer than
     `min_size` sequences; the ratio of a distributed table): without bound by
     default; with `rate_limiter_timeout_ms` the dataset ends instead (the
     iterator's StopIteration, or tf.errors.OutOfRangeError inside a
     tf.function), for a caller that knows nothing will be inserted meanwhile.
+    Samples are drawn a little ahead (Reverb keeps up to 1024 in flight).
     """
-    n = self.envs_per_item(num_envs)
-    ds = reverb.TrajectoryDataset.from_table_signature(
-        server_address=address, table=self.table_name,
-        max_in_flight_samples_per_worker=max(2, 2 * batch_size // n),
-        rate_limiter_timeout_ms=-1 if rate_limiter_timeout_ms is None else rate_limiter_timeout_ms)
+    timeout_ms = -1 if rate_limiter_timeout_ms is None else rate_limiter_timeout_ms
     if self.prioritized:
-      ds = ds.map(lambda sample: (sample.data, sample.info))
-    else:
-      # [L, envs, ...] items -> one element per env window, invalid ones dropped,
-      # shuffled across a few items so a batch is not one time step of every env.
-      ds = ds.map(lambda sample: (
-          tf.nest.map_structure(lambda x: tf.experimental.numpy.swapaxes(x, 0, 1), sample.data),
-          tf.nest.map_structure(lambda x: tf.fill([n], x), sample.info)))
-      ds = ds.unbatch().filter(lambda traj, info: valid_sequences(traj))
-      ds = ds.shuffle(4 * batch_size)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+      if num_batches is not None:
+        raise ValueError("prioritized replay samples one batch at a time")
+      signature = tensor_spec.add_outer_dim(data_spec, self.sequence_length)
+      ds = reverb.TrajectoryDataset(
+          server_address=address, table=self.table_name,
+          dtypes=tf.nest.map_structure(lambda s: s.dtype, signature),
+          shapes=tf.nest.map_structure(lambda s: s.shape, signature),
+          max_in_flight_samples_per_worker=2 * batch_size, rate_limiter_timeout_ms=timeout_ms)
+      ds = ds.batch(batch_size, drop_remainder=True).map(lambda sample: (sample.data, sample.info))
+      return ds.prefetch(1)
+    layout = PackedLayout(data_spec, self.sequence_length)
+    stacked = num_batches is not None
+    num_batches = num_batches or 1
+    items = -(-batch_size // num_envs) * num_batches
+    windows = batch_size * num_batches
+    packed = self._packed_spec(data_spec, num_envs)
+    ds = reverb.TrajectoryDataset(
+        server_address=address, table=self.table_name, dtypes=packed.dtype, shapes=packed.shape,
+        max_in_flight_samples_per_worker=min(items, 1024), rate_limiter_timeout_ms=timeout_ms)
+
+    def to_batches(sample):
+      rows = tf.reshape(sample.data, [items * num_envs, layout.window_bytes])
+      if num_envs > 1:
+        rows = tf.random.shuffle(rows)
+      experience = layout.unpack(rows[:windows])
+      weights = tf.cast(valid_sequences(experience), tf.float32)
+      shape = [num_batches, batch_size] if stacked else [batch_size]
+      return tf.nest.map_structure(
+          lambda x: tf.reshape(x, tf.concat([shape, tf.shape(x)[1:]], 0)), (experience, weights))
+
+    # Batched before any per-element function: tf.data's per-element map
+    # would cost more than Reverb's sample itself.
+    return ds.batch(items, drop_remainder=True).map(to_batches).prefetch(1)
 
   def num_items(self, client: reverb.Client) -> int:
     """Items in the table now (a bounded ask)."""

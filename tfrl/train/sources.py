@@ -189,9 +189,8 @@ class SampleSource(_DriverSource):
                            f"with {int(self.counters['replay_items'])}")
       run.log(f"replay restored: {items} items, as checkpointed")
     config = self.config
-    iterator = iter(self.replay.dataset(self.server.address, config.batch_size,
-                                        num_envs=config.num_envs,
-                                        rate_limiter_timeout_ms=SAMPLE_WAIT_MS))
+    iterator = off_policy_batches(self.replay, self.server.address, config,
+                                  self.agent.collect_data_spec, SAMPLE_WAIT_MS)
     self._train = off_policy_train_function(self.agent, self.replay, self.server.client,
                                             lambda: next(iterator),
                                             config.train_steps_per_iteration)
@@ -238,22 +237,34 @@ def on_policy_train_function(agent):
   return common.function(lambda experience: agent.train(experience), input_signature=[spec])
 
 
-def off_policy_train_function(agent, replay, client, next_batch: Callable, num_steps: int):
-  """A function running `num_steps` train steps on batches from
-  `next_batch()` ((experience, sample info), e.g. a replay dataset's
-  iterator); returns the last LossInfo.
+def off_policy_batches(replay, address: str, config, data_spec,
+                       rate_limiter_timeout_ms: Optional[int] = None):
+  """The replay dataset's iterator as `off_policy_train_function` reads it:
+  uniform replay, one read per iteration's `train_steps_per_iteration`
+  batches; prioritized, a batch per step."""
+  return iter(replay.dataset(
+      address, config.batch_size, num_envs=config.num_envs,
+      rate_limiter_timeout_ms=rate_limiter_timeout_ms, data_spec=data_spec,
+      num_batches=None if replay.prioritized else config.train_steps_per_iteration))
 
-  Uniform replay runs all steps in one tf.function, the batches read
-  in-graph, so a step costs no Python round trip. Prioritized replay steps
-  from Python: each step's TD errors become the sampled items' new
-  priorities (through `client`) before the next batch is drawn.
+
+def off_policy_train_function(agent, replay, client, next_batches: Callable, num_steps: int):
+  """A function running `num_steps` train steps; returns the last LossInfo.
+
+  Uniform replay: `next_batches()` gives the call's batches at once,
+  (experience [num_steps, B, ...], weights [num_steps, B]) — the iterator of
+  `replay.dataset(..., num_batches=num_steps)`; all steps run in one
+  tf.function, so a step costs no Python round trip and no dataset read.
+  Prioritized replay: `next_batches()` gives one (experience, info) batch
+  per step, run from Python: each step's TD errors become the sampled
+  items' new priorities (through `client`) before the next batch is drawn.
   """
   if replay.prioritized:
     train_weighted = common.function(lambda exp, weights: agent.train(exp, weights=weights))
 
     def train_prioritized():
       for _ in range(num_steps):
-        experience, info = next_batch()
+        experience, info = next_batches()
         loss_info = train_weighted(experience, replay.importance_weights(info))
         td_error = getattr(loss_info.extra, "td_error", None)
         if td_error is None:
@@ -265,14 +276,17 @@ def off_policy_train_function(agent, replay, client, next_batch: Callable, num_s
 
   # tf-agents' train code is written for autograph off; converting it costs
   # 3-4x the tracing time.
-  train_step = tf.autograph.experimental.do_not_convert(agent.train)
+  train_step = tf.autograph.experimental.do_not_convert(
+      lambda experience, weights, i: agent.train(
+          tf.nest.map_structure(lambda x: x[i], experience), weights=weights[i]))
 
   @tf.function  # autograph on: the tf.range loop becomes one while loop
   def train_uniform():
+    experience, weights = next_batches()
     # The first step is outside the loop: it creates the optimizer's slot
     # variables, which TF does not allow inside a while loop.
-    loss_info = train_step(next_batch()[0])
-    for _ in tf.range(num_steps - 1):
-      loss_info = train_step(next_batch()[0])
+    loss_info = train_step(experience, weights, 0)
+    for i in tf.range(1, num_steps):
+      loss_info = train_step(experience, weights, i)
     return loss_info
   return train_uniform
