@@ -16,7 +16,7 @@ from tf_agents.trajectories import trajectory
 
 import tfrl
 from tfrl.agents.dqn import InGraphDqn, epsilon_greedy, exponentially_decaying_epsilon, \
-    q_learning_td_loss
+    next_state_values, q_learning_td_loss
 from tfrl.envs import tf_envs
 from tfrl.errors import ConfigError
 from tfrl.replay.in_graph import InGraphReplay
@@ -164,17 +164,25 @@ def test_q_learning_td_loss_by_hand():
   q = tf.constant([[1.0, 2.0], [3.0, 4.0]])
   next_q = tf.constant([[10.0, 0.0], [5.0, 7.0]])
   loss = q_learning_td_loss(q, tf.constant([1, 0]), tf.constant([1.0, 2.0]),
-                            tf.constant([1.0, 0.0]), next_q, gamma=0.5,
+                            tf.constant([1.0, 0.0]), next_state_values(next_q), gamma=0.5,
                             loss_fn=lambda t, p: tf.square(t - p))
   # row 0: target 1 + 0.5 * 10 = 6, Q(s, 1) = 2; row 1 terminated: target 2, Q(s, 0) = 3.
   np.testing.assert_allclose(loss.numpy(), [16.0, 1.0])
   # The default, Huber, is per transition too (3.5 and 0.5); its mean is
   # the batch-averaged Huber loss.
   huber = q_learning_td_loss(q, tf.constant([1, 0]), tf.constant([1.0, 2.0]),
-                             tf.constant([1.0, 0.0]), next_q, gamma=0.5)
+                             tf.constant([1.0, 0.0]), next_state_values(next_q), gamma=0.5)
   np.testing.assert_allclose(huber.numpy(), [3.5, 0.5])
   assert float(tf.reduce_mean(huber)) == pytest.approx(
       float(tf.compat.v1.losses.huber_loss([6.0, 2.0], [2.0, 3.0])))
+
+
+def test_double_q_next_values_take_the_online_networks_action():
+  next_target_q = tf.constant([[10.0, 0.0], [5.0, 7.0]])
+  np.testing.assert_allclose(next_state_values(next_target_q).numpy(), [10.0, 7.0])
+  # the online network prefers action 1 in row 0 and action 0 in row 1
+  next_online_q = tf.constant([[0.0, 1.0], [3.0, -1.0]])
+  np.testing.assert_allclose(next_state_values(next_target_q, next_online_q).numpy(), [0.0, 5.0])
 
 
 def _dqn_agents(**hyperparameters):
@@ -246,14 +254,16 @@ def test_compiled_loop_matches_tf_agents_dqn_on_gymnasium():
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
 
 
-def test_in_graph_update_equals_tf_agents_train_on_the_same_batches():
+@pytest.mark.parametrize("double_q", [False, True])
+def test_in_graph_update_equals_tf_agents_train_on_the_same_batches(double_q):
   """Squared loss, no clipping, several steps with target syncs: one
-  InGraphDqn.update (XLA) per DqnAgent.train on the same batch; same loss,
-  same online and target weights."""
+  InGraphDqn.update (XLA) per DqnAgent.train (DdqnAgent's target with
+  double_q) on the same batch; same loss, same online and target weights."""
   from tf_agents.utils import common
   tf.random.set_seed(1)
   ours, reference = _dqn_agents(fc_layer_params=(8, 8), target_update_period=3,
-                                td_errors_loss_fn=common.element_wise_squared_loss, gamma=0.9)
+                                td_errors_loss_fn=common.element_wise_squared_loss, gamma=0.9,
+                                double_q=double_q)
   learner = InGraphDqn.from_agent(ours)
   learner.build()
   update = tf.function(learner.update, jit_compile=True)

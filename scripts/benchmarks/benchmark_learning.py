@@ -65,6 +65,9 @@ flags.DEFINE_integer("sb3_eval_every", None, "SB3's env steps between evaluation
                      "the tfrl run's median between its progress rows).", lower_bound=1)
 flags.DEFINE_integer("sb3_max_steps", None, "Cap on SB3's budget (default: rl-zoo's "
                      "n_timesteps).", lower_bound=1)
+flags.DEFINE_bool("sb3_stop_at_threshold", False, "End each SB3 run at its first evaluation "
+                  "at the threshold: its seconds and steps to the threshold, not its final "
+                  "return (rl-zoo's schedules still span the full budget).")
 flags.DEFINE_integer("sb3_torch_threads", None, "torch's intra-op threads for SB3 (default: "
                      "torch's own, all cores).", lower_bound=1)
 
@@ -144,6 +147,7 @@ def run_sb3(gin_file, threshold, seed, eval_every, out_dir):
   cmd += [f"--hyperparams_env={zoo_env}"] if zoo_env else []
   cmd += [f"--max_steps={FLAGS.sb3_max_steps}"] if FLAGS.sb3_max_steps else []
   cmd += [f"--torch_threads={FLAGS.sb3_torch_threads}"] if FLAGS.sb3_torch_threads else []
+  cmd += ["--stop_at_threshold"] if FLAGS.sb3_stop_at_threshold else []
   start = time.time()
   result = subprocess.run(cmd, capture_output=True, text=True)
   seconds = time.time() - start

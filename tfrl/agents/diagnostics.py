@@ -82,6 +82,7 @@ class DqnParts:
   n_step_update: int
   reward_scale_factor: float
   train_step_counter: tf.Variable
+  double_q: bool = False  # Double DQN: the online network picks a', the target values it
 
 
 class DqnAgent(dqn_agent.DqnAgent):
@@ -92,6 +93,8 @@ class DqnAgent(dqn_agent.DqnAgent):
   (the ones after `optimizer` by keyword); a missing `target_q_network` is
   made here, as tf-agents would make it, so `parts` holds the one in use.
   """
+
+  double_q = False
 
   def __init__(self, time_step_spec, action_spec, q_network, optimizer, *,
                target_q_network=None, epsilon_greedy=0.1, n_step_update: int = 1,
@@ -114,7 +117,7 @@ class DqnAgent(dqn_agent.DqnAgent):
         gamma=gamma, td_errors_loss_fn=td_errors_loss_fn, gradient_clipping=gradient_clipping,
         target_update_period=target_update_period, target_update_tau=target_update_tau,
         n_step_update=n_step_update, reward_scale_factor=reward_scale_factor,
-        train_step_counter=self.train_step_counter)
+        train_step_counter=self.train_step_counter, double_q=self.double_q)
 
   def _td_loss(self, q_values, next_q_values, rewards, discounts):
     # Q(s, a) as tf-agents' _loss computed it, kept for the diagnostic
@@ -125,6 +128,14 @@ class DqnAgent(dqn_agent.DqnAgent):
   def _loss(self, experience, *args, **kwargs):
     loss_info = super()._loss(experience, *args, **kwargs)
     return with_diagnostics(loss_info, q_value=self._batch_q_value)
+
+
+class DoubleDqnAgent(DqnAgent):
+  """DqnAgent with tf-agents' Double DQN target (van Hasselt et al., 2015):
+  Q_target(s', argmax_a' Q(s', a'))."""
+
+  double_q = True
+  _compute_next_q_values = dqn_agent.DdqnAgent._compute_next_q_values
 
 
 class _ReplaceableCollectPolicy:

@@ -10,7 +10,7 @@ from tf_agents.utils import common, eager_utils
 
 from tfrl.agents.factory import agent_factory, DISCRETE
 from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, NonNegativeInt, PositiveFloat
-from tfrl.agents.diagnostics import DqnAgent, DqnParts
+from tfrl.agents.diagnostics import DoubleDqnAgent, DqnAgent, DqnParts
 from tfrl.errors import ConfigError
 from tfrl.networks import adam
 
@@ -52,13 +52,23 @@ def epsilon_greedy(q_values, epsilon, seed):
   return tf.where(explore, random_actions, tf.argmax(q_values, axis=-1))
 
 
-def q_learning_td_loss(q_values, actions, rewards, discounts, next_target_q_values, gamma: float,
+def next_state_values(next_target_q_values, next_online_q_values=None):
+  """V(s') for the TD target: max_a' Q_target(s', a'), or with the online
+  network's values given (Double DQN) Q_target(s', argmax_a' Q_online(s', a'))."""
+  if next_online_q_values is None:
+    return tf.reduce_max(next_target_q_values, -1)
+  greedy = tf.one_hot(tf.argmax(next_online_q_values, -1), tf.shape(next_target_q_values)[-1],
+                      dtype=next_target_q_values.dtype)
+  return tf.reduce_sum(next_target_q_values * greedy, -1)
+
+
+def q_learning_td_loss(q_values, actions, rewards, discounts, next_values, gamma: float,
                        loss_fn=common.element_wise_huber_loss):
   """Per-transition loss of one-step Q-learning:
-  loss_fn(r + gamma * discount * max_a' Q_target(s', a'), Q(s, a)).
+  loss_fn(r + gamma * discount * V(s'), Q(s, a)), V(s') from `next_state_values`.
   `discounts` is 0 where the episode terminated (no future) and 1 where it
   continues or was truncated (the cut-off future is bootstrapped)."""
-  targets = tf.stop_gradient(rewards + gamma * discounts * tf.reduce_max(next_target_q_values, -1))
+  targets = tf.stop_gradient(rewards + gamma * discounts * next_values)
   # Q(s, a) as a one-hot dot product rather than a gather: its gradient is a
   # product, not a scatter, which is cheaper inside the compiled loop.
   num_actions = tf.shape(q_values)[-1]
@@ -72,6 +82,7 @@ def dqn(time_step_spec,
         action_spec,
         fc_layer_params: Layers = (64, 64),
         learning_rate: PositiveFloat = 1e-3,
+        learning_rate_decay_steps: NonNegativeInt = 0,
         gamma: Fraction = 0.99,
         epsilon_start: Fraction = 1.0,
         epsilon_end: Fraction = 0.05,
@@ -82,6 +93,7 @@ def dqn(time_step_spec,
         target_update_tau: Fraction = 1.0,
         n_step_update: Count = 1,
         gradient_clipping: Optional[PositiveFloat] = None,
+        double_q: bool = False,
         td_errors_loss_fn=common.element_wise_huber_loss):
   """Q-learning from replayed transitions.
 
@@ -90,6 +102,10 @@ def dqn(time_step_spec,
   it resumes with the checkpoint); `epsilon_schedule="exponential"` decays it
   as exp(-epsilon_decay_rate * step) instead. The target network is synced every
   `target_update_period` train steps (tau=1 copies, tau<1 averages).
+  `learning_rate_decay_steps` > 0: Adam's rate falls linearly to 0 over that
+  many train steps, so a run's last updates barely move the network.
+  `double_q`: Double DQN's target, Q_target(s', argmax_a' Q(s', a'))
+  (tf-agents' DdqnAgent), which curbs max-operator overestimation.
   `td_errors_loss_fn` must be element-wise ([B] losses), so importance
   weights weigh each transition.
 
@@ -108,12 +124,12 @@ def dqn(time_step_spec,
         train_step, epsilon_decay_rate, epsilon_start, epsilon_end)
   q_net = q_network.QNetwork(time_step_spec.observation, action_spec,
                             fc_layer_params=tuple(fc_layer_params))
-  agent = DqnAgent(
+  agent = (DoubleDqnAgent if double_q else DqnAgent)(
       time_step_spec,
       action_spec,
       q_network=q_net,
       target_q_network=q_net.copy(name="TargetQNetwork"),
-      optimizer=adam(learning_rate),
+      optimizer=adam(learning_rate, learning_rate_decay_steps, step=train_step),
       epsilon_greedy=epsilon,
       gamma=gamma,
       n_step_update=n_step_update,
@@ -160,6 +176,7 @@ class InGraphDqn(tf.Module):
     self.epsilon = parts.epsilon_greedy
     self.gamma, self.td_errors_loss_fn = parts.gamma, parts.td_errors_loss_fn
     self.gradient_clipping = parts.gradient_clipping
+    self.double_q = parts.double_q
     self.target_update_tau = parts.target_update_tau
     self.target_sync_period = parts.target_update_period  # updates between syncs (1: every)
     self.target_sync_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
@@ -198,10 +215,13 @@ class InGraphDqn(tf.Module):
     `sync_target=False` leaves the target sync to the caller
     (`advance_target_sync`), which may count several updates at once."""
     next_q, _ = self.target_q_network(batch["next_observation"], training=False)
+    next_online_q = (self.q_network(batch["next_observation"], training=False)[0]
+                     if self.double_q else None)
+    next_values = next_state_values(next_q, next_online_q)
     with tf.GradientTape() as tape:
       q_values, _ = self.q_network(batch["observation"], training=True)
       td_loss = q_learning_td_loss(q_values, batch["action"], batch["reward"], batch["discount"],
-                                   next_q, self.gamma, self.td_errors_loss_fn)
+                                   next_values, self.gamma, self.td_errors_loss_fn)
       loss = common.aggregate_losses(per_example_loss=td_loss,
                                      regularization_loss=self.q_network.losses).total_loss
     variables = self.variables_to_train
