@@ -122,6 +122,100 @@ def test_angle_normalize_matches_gymnasium():
                              gym_angle_normalize(x), atol=1e-5)
 
 
+def _free_running(env_id, tf_env, num_steps, choose_actions, atol, rtol=1e-5):
+  """3 gymnasium envs and the TF twin stepped with the same actions
+  (`choose_actions(rng, physics)`, from the TF states), the TF state copied
+  from gymnasium's only at each reset, so each episode runs free. Every
+  step's observation, reward, terminated and truncated must agree; returns
+  the terminated and truncated counts and gymnasium's states after each
+  step."""
+  gym_envs = [gym.make(env_id) for _ in range(3)]
+  assert tf_env.max_episode_steps == gym_envs[0].spec.max_episode_steps
+  rng = np.random.default_rng(0)
+
+  def reset(b, seed):
+    gym_envs[b].reset(seed=seed)
+    return gym_envs[b].unwrapped.state
+
+  dtype = tf_env.reset(tf.constant([0, 0], tf.int64), 1)["physics"].dtype.as_numpy_dtype
+  physics = np.stack([np.asarray(reset(b, b), dtype) for b in range(3)])
+  steps = np.zeros([3], np.int32)
+  step_fn = tf.function(tf_env.step, jit_compile=True)
+  ended = {"terminated": 0, "truncated": 0}
+  states = []
+  for _ in range(num_steps):
+    actions = choose_actions(rng, physics)
+    step = step_fn({"physics": tf.constant(physics), "steps": tf.constant(steps)},
+                   tf.constant(actions))
+    physics, steps = step.state["physics"].numpy(), step.state["steps"].numpy()
+    for b, env in enumerate(gym_envs):
+      obs, reward, terminated, truncated, _ = env.step(actions[b])
+      states.append(np.asarray(env.unwrapped.state, np.float64))
+      np.testing.assert_allclose(step.observation[b].numpy(), obs, rtol=rtol, atol=atol)
+      np.testing.assert_allclose(step.reward[b].numpy(), reward, rtol=1e-5, atol=1e-5)
+      assert bool(step.terminated[b]) == terminated
+      assert bool(step.truncated[b]) == truncated
+      ended["terminated"] += terminated
+      ended["truncated"] += truncated and not terminated
+      if terminated or truncated:
+        physics[b], steps[b] = reset(b, int(rng.integers(1 << 30))), 0
+  return ended, np.stack(states)
+
+
+def test_acrobot_free_running_matches_gymnasium():
+  """Acrobot from gymnasium's resets (hanging down, random torques): whole
+  500-step episodes run free, through the truncation and into the next
+  episode, agree to float32 rounding (a float32 twin drifted 5e-4 here)."""
+  ended, _ = _free_running("Acrobot-v1", tf_envs.Acrobot(), 520,
+                           lambda rng, physics: rng.integers(3, size=3), atol=1e-6)
+  assert ended["truncated"] == 3
+
+
+def test_acrobot_matches_gymnasium_step_by_step_when_swinging():
+  """A swinging acrobot is chaotic (any rounding difference grows to O(1)
+  within a few hundred steps), so here the TF state is copied from
+  gymnasium's before every step, with a 40-step limit. Envs 0 and 1 start
+  from wide resets (angles and velocities uniform in [-3, 3]) that reach
+  the bar often and wrap the angles, env 2 anywhere in the state's box
+  (velocities up to their bounds, 4 pi and 9 pi)."""
+  gym_envs = [gym.make("Acrobot-v1", max_episode_steps=40) for _ in range(3)]
+  tf_env = tf_envs.Acrobot(max_episode_steps=40)
+  options = {"low": -3.0, "high": 3.0}
+  box = np.array([np.pi, np.pi, 4 * np.pi, 9 * np.pi])
+  rng = np.random.default_rng(1)
+
+  def reset(b, seed):
+    gym_envs[b].reset(seed=seed, options=options)
+    if b == 2:
+      gym_envs[b].unwrapped.state = rng.uniform(-box, box)
+
+  for b in range(3):
+    reset(b, b)
+  step_fn = tf.function(tf_env.step, jit_compile=True)
+  ended = {"terminated": 0, "truncated": 0, "wrapped": 0, "bounded": 0}
+  for _ in range(300):
+    before = np.stack([env.unwrapped.state for env in gym_envs])
+    steps = [env._elapsed_steps for env in gym_envs]  # TimeLimit's count
+    actions = rng.integers(3, size=3)
+    state = {"physics": tf.constant(before, tf.float64), "steps": tf.constant(steps, tf.int32)}
+    step = step_fn(state, tf.constant(actions))
+    for b, env in enumerate(gym_envs):
+      obs, reward, terminated, truncated, _ = env.step(int(actions[b]))
+      np.testing.assert_allclose(step.observation[b].numpy(), obs, rtol=1e-6, atol=1e-6)
+      # The wrapped angles too (the observation's cos and sin cannot tell).
+      np.testing.assert_allclose(step.state["physics"][b].numpy(), env.unwrapped.state, atol=1e-6)
+      assert float(step.reward[b]) == reward
+      assert bool(step.terminated[b]) == terminated and bool(step.truncated[b]) == truncated
+      ended["wrapped"] += np.any(np.abs(env.unwrapped.state[:2] - before[b, :2]) > np.pi)
+      ended["bounded"] += np.any(np.abs(env.unwrapped.state[2:]) == box[2:])
+      ended["terminated"] += terminated
+      ended["truncated"] += truncated and not terminated
+      if terminated or truncated:
+        reset(b, int(rng.integers(1 << 30)))
+  assert ended["terminated"] > 5 and ended["truncated"] > 3
+  assert ended["wrapped"] > 10 and ended["bounded"] > 3
+
+
 def test_replay_ring_wraps_around_and_samples_only_written_rows():
   spec = {"x": tf.TensorSpec([2], tf.float32), "i": tf.TensorSpec([], tf.int64)}
   replay = InGraphReplay(spec, capacity=5)
