@@ -112,7 +112,7 @@ def test_auto_reset_restarts_only_finished_envs():
 
 def test_unknown_tf_env_is_a_config_error():
   with pytest.raises(ConfigError, match="no TF-native environment"):
-    tf_envs.make("MountainCar-v0")
+    tf_envs.make("LunarLander-v3")
 
 
 def test_angle_normalize_matches_gymnasium():
@@ -214,6 +214,53 @@ def test_acrobot_matches_gymnasium_step_by_step_when_swinging():
         reset(b, int(rng.integers(1 << 30)))
   assert ended["terminated"] > 5 and ended["truncated"] > 3
   assert ended["wrapped"] > 10 and ended["bounded"] > 3
+
+
+def _pumping(rng, velocity, random, left, right):
+  """Env 0's actions random, envs 1 and 2's mostly a push along their
+  velocity (which swings the car up to the goal, against the left wall on
+  the way)."""
+  actions = random(rng)
+  pump = (rng.random(3) < 0.8) & (np.arange(3) > 0)
+  return np.where(pump.reshape((3,) + (1,) * (actions.ndim - 1)),
+                  np.where((velocity >= 0).reshape(pump.shape + actions.shape[1:]), right, left),
+                  actions).astype(actions.dtype)
+
+
+def _mountain_car_cases(states, goal_position):
+  """How often gymnasium's car was stopped by the left wall, at the speed
+  limit, and past the goal position moving back (not terminated). The
+  limits are float64 (MountainCar-v0) or float32 (MountainCarContinuous-v0)."""
+  position, velocity = states[:, 0], states[:, 1]
+  return {"wall": np.sum(np.isclose(position, -1.2, rtol=0, atol=1e-7) & (velocity == 0)),
+          "speed limit": np.sum(np.isclose(np.abs(velocity), 0.07, rtol=0, atol=1e-8)),
+          "back from the goal": np.sum((position >= goal_position) & (velocity < 0))}
+
+
+def test_mountain_car_free_running_matches_gymnasium():
+  """MountainCar-v0 run free across episodes from gymnasium's resets: env 0
+  on random actions (truncated at 200 steps), envs 1 and 2 pumping (the
+  goal, the left wall)."""
+  ended, states = _free_running(
+      "MountainCar-v0", tf_envs.MountainCar(), 600,
+      lambda rng, physics: _pumping(rng, physics[:, 1], lambda rng: rng.integers(3, size=3), 0, 2),
+      atol=1e-5)
+  assert ended["terminated"] > 5 and ended["truncated"] >= 3
+  assert _mountain_car_cases(states, 0.5)["wall"] >= 1
+
+
+def test_mountain_car_continuous_free_running_matches_gymnasium():
+  """MountainCarContinuous-v0 run free across episodes from gymnasium's
+  resets, actions beyond [-1, 1] (clipped for the force, not for the 0.1 a^2
+  cost): env 0 random in [-0.3, 0.3] (truncated at 999 steps), envs 1 and 2
+  pumping with +-1.2 or random in [-1.5, 1.5] (the goal, the left wall)."""
+  scale = np.array([[0.3], [1.5], [1.5]], np.float32)
+  random = lambda rng: (rng.uniform(-1, 1, size=(3, 1)) * scale).astype(np.float32)
+  ended, states = _free_running(
+      "MountainCarContinuous-v0", tf_envs.MountainCarContinuous(), 1100,
+      lambda rng, physics: _pumping(rng, physics[:, 1], random, -1.2, 1.2), atol=1e-5)
+  assert ended["terminated"] > 5 and ended["truncated"] >= 1
+  assert _mountain_car_cases(states, 0.45)["wall"] >= 1
 
 
 def test_replay_ring_wraps_around_and_samples_only_written_rows():

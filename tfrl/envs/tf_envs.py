@@ -4,10 +4,10 @@ Each environment is a pair of pure functions over a state nest of [batch]
 tensors: `reset(seed, batch_size) -> state` and `step(state, action) ->
 (next_state, observation, reward, terminated, truncated)`, usable inside
 `tf.function(jit_compile=True)`. They reproduce gymnasium's CartPole-v1,
-Pendulum-v1 and Acrobot-v1 (dynamics, reward, termination, the TimeLimit
-truncation), in float32 where gymnasium computes in float64, except
-Acrobot's state (float64: see why there); observations and rewards are
-float32. Randomness is stateless
+Pendulum-v1, Acrobot-v1, MountainCar-v0 and MountainCarContinuous-v0
+(dynamics, reward, termination, the TimeLimit truncation), in float32 where
+gymnasium computes in float64, except Acrobot's state (float64: see why
+there); observations and rewards are float32. Randomness is stateless
 (`tf.random.stateless_uniform` with a [2] int seed), so a compiled loop owns
 its random stream. `observe(state)` gives the observation of a state.
 
@@ -210,6 +210,95 @@ def wrap(x, m, M):
   return tf.where(x > M, down, tf.where(x < m, up, x))
 
 
+class MountainCar:
+  """gymnasium's MountainCar-v0: push left, none or right (force 0.001),
+  gravity 0.0025 cos(3 position), speed clipped to 0.07, position to
+  [-1.2, 0.6] with the velocity zeroed against the left wall; reward -1 every
+  step, terminated at position >= 0.5 with velocity >= 0, truncated at 200
+  steps. The state is (position, velocity), float32 (gymnasium's is float64;
+  over an episode the two stay within ~1e-6)."""
+
+  min_position = -1.2
+  max_position = 0.6
+  max_speed = 0.07
+  goal_position = 0.5
+  goal_velocity = 0.0
+  force = 0.001
+  gravity = 0.0025
+
+  def __init__(self, max_episode_steps: int = 200):
+    self.max_episode_steps = max_episode_steps
+
+  def reset(self, seed, batch_size: int) -> State:
+    position = _uniform(seed, [batch_size], -0.6, -0.4)
+    physics = tf.stack([position, tf.zeros_like(position)], -1)
+    return {"physics": physics, "steps": tf.zeros([batch_size], tf.int32)}
+
+  def observe(self, state: State) -> tf.Tensor:
+    return state["physics"]
+
+  def step(self, state: State, action) -> Step:
+    position, velocity = tf.unstack(state["physics"], axis=-1)
+    push = tf.cast(action, tf.float32) - 1.0  # action 0, 1, 2: left, none, right
+    velocity = velocity + (push * self.force + tf.cos(3 * position) * (-self.gravity))
+    velocity = tf.clip_by_value(velocity, -self.max_speed, self.max_speed)
+    position = tf.clip_by_value(position + velocity, self.min_position, self.max_position)
+    velocity = tf.where((position == self.min_position) & (velocity < 0), tf.zeros_like(velocity),
+                        velocity)
+    terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
+    steps = state["steps"] + 1
+    next_state = {"physics": tf.stack([position, velocity], -1), "steps": steps}
+    return Step(next_state, self.observe(next_state), -tf.ones_like(position, tf.float32),
+                terminated, steps >= self.max_episode_steps)
+
+
+class MountainCarContinuous:
+  """gymnasium's MountainCarContinuous-v0: force = action clipped to [-1, 1]
+  times power 0.0015, gravity 0.0025 cos(3 position), speed clipped to 0.07,
+  position to [-1.2, 0.6] with the velocity zeroed against the left wall;
+  terminated at position >= 0.45 with velocity >= 0; reward 100 on
+  termination minus 0.1 action^2 (the action as given, unclipped) every
+  step; truncated at 999 steps. The state is (position, velocity), float32
+  as gymnasium keeps it between steps (its step computes in float64; its
+  reset state is float64 until the first step)."""
+
+  min_action = -1.0
+  max_action = 1.0
+  min_position = -1.2
+  max_position = 0.6
+  max_speed = 0.07
+  goal_position = 0.45
+  goal_velocity = 0.0
+  power = 0.0015
+
+  def __init__(self, max_episode_steps: int = 999):
+    self.max_episode_steps = max_episode_steps
+
+  def reset(self, seed, batch_size: int) -> State:
+    position = _uniform(seed, [batch_size], -0.6, -0.4)
+    physics = tf.stack([position, tf.zeros_like(position)], -1)
+    return {"physics": physics, "steps": tf.zeros([batch_size], tf.int32)}
+
+  def observe(self, state: State) -> tf.Tensor:
+    return state["physics"]
+
+  def step(self, state: State, action) -> Step:
+    position, velocity = tf.unstack(state["physics"], axis=-1)
+    action = action[..., 0]
+    force = tf.clip_by_value(action, self.min_action, self.max_action)
+    velocity = velocity + (force * self.power - 0.0025 * tf.cos(3 * position))
+    velocity = tf.clip_by_value(velocity, -self.max_speed, self.max_speed)
+    position = tf.clip_by_value(position + velocity, self.min_position, self.max_position)
+    velocity = tf.where((position == self.min_position) & (velocity < 0), tf.zeros_like(velocity),
+                        velocity)
+    terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
+    reward = tf.where(terminated, 100.0, 0.0) - tf.square(action) * 0.1
+    steps = state["steps"] + 1
+    physics = tf.stack([position, velocity], -1)
+    return Step({"physics": physics, "steps": steps}, physics, reward, terminated,
+                steps >= self.max_episode_steps)
+
+
 def angle_normalize(x):
   """An angle mapped to [-pi, pi), as gymnasium's Pendulum does (floor modulo)."""
   return tf.math.floormod(x + math.pi, 2 * math.pi) - math.pi
@@ -227,7 +316,8 @@ def auto_reset(env, step: Step, seed) -> State:
       fresh, step.state)
 
 
-_ENVS = {"CartPole-v1": CartPole, "Pendulum-v1": Pendulum, "Acrobot-v1": Acrobot}
+_ENVS = {"CartPole-v1": CartPole, "Pendulum-v1": Pendulum, "Acrobot-v1": Acrobot,
+         "MountainCar-v0": MountainCar, "MountainCarContinuous-v0": MountainCarContinuous}
 
 
 def make(env_id: str):
