@@ -263,6 +263,122 @@ def test_mountain_car_continuous_free_running_matches_gymnasium():
   assert _mountain_car_cases(states, 0.45)["wall"] >= 1
 
 
+_STATE_BOXES = {"Acrobot-v1": (-np.array([np.pi, np.pi, 4 * np.pi, 9 * np.pi]),
+                                np.array([np.pi, np.pi, 4 * np.pi, 9 * np.pi])),
+                "MountainCar-v0": (np.array([-1.2, -0.07]), np.array([0.6, 0.07])),
+                "MountainCarContinuous-v0": (np.array([-1.2, -0.07]), np.array([0.6, 0.07]))}
+
+
+@pytest.mark.parametrize("env_id", sorted(_STATE_BOXES))
+def test_new_tf_envs_step_a_batch_in_one_xla_call_as_gymnasium(env_id):
+  """`make(env_id)`: 1024 envs reset, then set to states all over the
+  state's box (to its edges: the velocity bounds, the wall, the speed limit,
+  past the goal moving back), stepped with actions drawn from tfrl's own
+  action spec and auto-reset, in one jit-compiled function. Shapes and
+  dtypes fit the gymnasium env's specs, and every row steps as gymnasium's
+  env does from that row's state."""
+  from tf_agents.specs import tensor_spec as ts_spec
+  py_env = tfrl.envs.load(env_id)
+  observation_spec, action_spec = py_env.observation_spec(), py_env.action_spec()
+  tf_env = tf_envs.make(env_id)
+  n = 1024
+
+  @tf.function(jit_compile=True)
+  def reset_and_step(seed, physics, action):
+    state = tf_env.reset(seed, n)
+    first = tf_env.observe(state)
+    step = tf_env.step(dict(state, physics=tf.cast(physics, state["physics"].dtype)), action)
+    return state, first, step, tf_envs.auto_reset(tf_env, step, seed + 1)
+
+  low, high = _STATE_BOXES[env_id]
+  physics = np.random.default_rng(0).uniform(low, high, size=(n, len(low)))
+  action = ts_spec.sample_spec_nest(ts_spec.from_spec(action_spec), seed=0, outer_dims=[n])
+  state, first, step, after = reset_and_step(tf.constant([3, 4], tf.int64), physics, action)
+  assert first.shape == step.observation.shape == (n,) + observation_spec.shape
+  assert first.dtype == step.observation.dtype == observation_spec.dtype
+  assert step.reward.shape == step.terminated.shape == step.truncated.shape == (n,)
+  assert (step.reward.dtype, step.terminated.dtype) == (tf.float32, tf.bool)
+  assert not np.any(step.truncated) and np.all(step.state["steps"] == 1)
+  assert after["physics"].shape == state["physics"].shape == physics.shape
+  np.testing.assert_array_equal(after["steps"], np.where(step.terminated, 0, 1))
+  env = gym.make(env_id).unwrapped
+  env.reset(seed=0)
+  states = []
+  for b in range(n):
+    env.state = step_from = np.asarray(physics[b], state["physics"].dtype.as_numpy_dtype)
+    obs, reward, terminated, _, _ = env.step(action[b].numpy())
+    states.append(np.asarray(env.state, np.float64))
+    np.testing.assert_allclose(step.observation[b].numpy(), obs, rtol=1e-5, atol=1e-5,
+                               err_msg=f"from {step_from}")
+    np.testing.assert_allclose(step.reward[b].numpy(), reward, rtol=1e-5, atol=1e-5)
+    assert bool(step.terminated[b]) == terminated
+  states = np.stack(states)
+  if env_id == "Acrobot-v1":
+    cases = {"bounded": np.sum(np.abs(states[:, 2:]) == high[2:]),
+             "wrapped": np.sum(np.abs(states[:, :2] - physics[:, :2]) > np.pi),
+             "terminated": np.sum(step.terminated)}
+  else:
+    cases = _mountain_car_cases(states, tf_env.goal_position)
+  assert min(cases.values()) >= 3, cases
+
+
+def test_new_tf_env_resets_are_seeded_and_in_gymnasium_bounds():
+  """The reset states: Acrobot's 4 values uniform in [-0.1, 0.1], the
+  mountain cars' position uniform in [-0.6, -0.4] at rest — bounds, spread
+  and mean as gymnasium's own 1000 resets; the same seed gives the same
+  states, another seed others."""
+  seed = tf.constant([1, 2], tf.int64)
+  for env_id, low, high in [("Acrobot-v1", -0.1, 0.1), ("MountainCar-v0", -0.6, -0.4),
+                            ("MountainCarContinuous-v0", -0.6, -0.4)]:
+    tf_env = tf_envs.make(env_id)
+    ours = tf_env.reset(seed, 1000)
+    assert ours["steps"].numpy().tolist() == [0] * 1000
+    ours = ours["physics"].numpy()
+    env = gym.make(env_id).unwrapped
+    theirs = []
+    for i in range(1000):
+      env.reset(seed=i)
+      theirs.append(np.asarray(env.state, np.float32))
+    theirs = np.stack(theirs)
+    assert ours.shape == theirs.shape
+    # float32 draws (Acrobot's float64 state holds them, as gymnasium's does).
+    np.testing.assert_array_equal(ours.astype(np.float32), ours)
+    drawn = slice(None) if env_id == "Acrobot-v1" else slice(0, 1)
+    assert np.all(ours[:, drawn] >= np.float32(low)) and np.all(ours[:, drawn] <= np.float32(high))
+    if env_id != "Acrobot-v1":
+      np.testing.assert_array_equal(ours[:, 1], theirs[:, 1])  # at rest
+    width = high - low
+    np.testing.assert_allclose(ours[:, drawn].std(0), theirs[:, drawn].std(0), atol=0.05 * width)
+    np.testing.assert_allclose(ours[:, drawn].mean(0), theirs[:, drawn].mean(0), atol=0.05 * width)
+    np.testing.assert_array_equal(ours, tf_env.reset(seed, 1000)["physics"].numpy())
+    assert not np.array_equal(ours, tf_env.reset(seed + 1, 1000)["physics"].numpy())
+
+
+@pytest.mark.parametrize("env_id,limit", [("Acrobot-v1", 500), ("MountainCar-v0", 200)])
+def test_compiled_dqn_loop_runs_on_the_new_discrete_twins(env_id, limit):
+  """The compiled loop (XLA) with an untrained DQN on `make(env_id)`, specs
+  from `tfrl.envs.load`: Acrobot's float64 state lives in the loop's
+  variables, episodes end by the time limit, and their returns are -1 per
+  step (0 for the step reaching Acrobot's bar, if any)."""
+  env = tfrl.envs.load(env_id)
+  specs = (tensor_spec.from_spec(env.time_step_spec()), tensor_spec.from_spec(env.action_spec()))
+  agent = tfrl.agents.dqn(*specs, fc_layer_params=(8,))
+  loop = compiled.CompiledLoop(tf_envs.make(env_id), InGraphDqn.from_agent(agent), num_envs=4,
+                               replay_capacity=64, batch_size=8, seed=0, steps_per_iteration=50,
+                               train_steps_per_iteration=1)
+  loop.collect(tf.constant(4, tf.int64), True)
+  loss = loop.run(tf.constant(20, tf.int64))
+  assert np.isfinite(float(loss)) and int(loop.env_steps) == 4 * 1004
+  assert loop.env_state["physics"].dtype == (tf.float64 if env_id == "Acrobot-v1" else tf.float32)
+  returns, lengths = loop.take_finished_episodes()
+  assert len(lengths) >= 4 * (1004 // limit) and np.all(lengths <= limit)
+  if env_id == "Acrobot-v1":
+    assert np.all((returns == -lengths) | (returns == -lengths + 1))
+    np.testing.assert_array_equal(returns[lengths < limit], -lengths[lengths < limit] + 1)
+  else:
+    np.testing.assert_array_equal(returns, -lengths)
+
+
 def test_replay_ring_wraps_around_and_samples_only_written_rows():
   spec = {"x": tf.TensorSpec([2], tf.float32), "i": tf.TensorSpec([], tf.int64)}
   replay = InGraphReplay(spec, capacity=5)
