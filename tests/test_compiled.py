@@ -112,7 +112,7 @@ def test_auto_reset_restarts_only_finished_envs():
 
 def test_unknown_tf_env_is_a_config_error():
   with pytest.raises(ConfigError, match="no TF-native environment"):
-    tf_envs.make("MountainCar-v0")
+    tf_envs.make("LunarLander-v3")
 
 
 def test_angle_normalize_matches_gymnasium():
@@ -120,6 +120,263 @@ def test_angle_normalize_matches_gymnasium():
   x = np.linspace(-20, 20, 101)
   np.testing.assert_allclose(tf_envs.angle_normalize(tf.constant(x, tf.float32)).numpy(),
                              gym_angle_normalize(x), atol=1e-5)
+
+
+def _free_running(env_id, tf_env, num_steps, choose_actions, atol, rtol=1e-5):
+  """3 gymnasium envs and the TF twin stepped with the same actions
+  (`choose_actions(rng, physics)`, from the TF states), the TF state copied
+  from gymnasium's only at each reset, so each episode runs free. Every
+  step's observation, reward, terminated and truncated must agree; returns
+  the terminated and truncated counts and gymnasium's states after each
+  step."""
+  gym_envs = [gym.make(env_id) for _ in range(3)]
+  assert tf_env.max_episode_steps == gym_envs[0].spec.max_episode_steps
+  rng = np.random.default_rng(0)
+
+  def reset(b, seed):
+    gym_envs[b].reset(seed=seed)
+    return gym_envs[b].unwrapped.state
+
+  dtype = tf_env.reset(tf.constant([0, 0], tf.int64), 1)["physics"].dtype.as_numpy_dtype
+  physics = np.stack([np.asarray(reset(b, b), dtype) for b in range(3)])
+  steps = np.zeros([3], np.int32)
+  step_fn = tf.function(tf_env.step, jit_compile=True)
+  ended = {"terminated": 0, "truncated": 0}
+  states = []
+  for _ in range(num_steps):
+    actions = choose_actions(rng, physics)
+    step = step_fn({"physics": tf.constant(physics), "steps": tf.constant(steps)},
+                   tf.constant(actions))
+    physics, steps = step.state["physics"].numpy(), step.state["steps"].numpy()
+    for b, env in enumerate(gym_envs):
+      obs, reward, terminated, truncated, _ = env.step(actions[b])
+      states.append(np.asarray(env.unwrapped.state, np.float64))
+      np.testing.assert_allclose(step.observation[b].numpy(), obs, rtol=rtol, atol=atol)
+      np.testing.assert_allclose(step.reward[b].numpy(), reward, rtol=1e-5, atol=1e-5)
+      assert bool(step.terminated[b]) == terminated
+      assert bool(step.truncated[b]) == truncated
+      ended["terminated"] += terminated
+      ended["truncated"] += truncated and not terminated
+      if terminated or truncated:
+        physics[b], steps[b] = reset(b, int(rng.integers(1 << 30))), 0
+  return ended, np.stack(states)
+
+
+def test_acrobot_free_running_matches_gymnasium():
+  """Acrobot from gymnasium's resets (hanging down, random torques): whole
+  500-step episodes run free, through the truncation and into the next
+  episode, agree to float32 rounding (a float32 twin drifted 5e-4 here)."""
+  ended, _ = _free_running("Acrobot-v1", tf_envs.Acrobot(), 520,
+                           lambda rng, physics: rng.integers(3, size=3), atol=1e-6)
+  assert ended["truncated"] == 3
+
+
+def test_acrobot_matches_gymnasium_step_by_step_when_swinging():
+  """A swinging acrobot is chaotic (any rounding difference grows to O(1)
+  within a few hundred steps), so here the TF state is copied from
+  gymnasium's before every step, with a 40-step limit. Envs 0 and 1 start
+  from wide resets (angles and velocities uniform in [-3, 3]) that reach
+  the bar often and wrap the angles, env 2 anywhere in the state's box
+  (velocities up to their bounds, 4 pi and 9 pi)."""
+  gym_envs = [gym.make("Acrobot-v1", max_episode_steps=40) for _ in range(3)]
+  tf_env = tf_envs.Acrobot(max_episode_steps=40)
+  options = {"low": -3.0, "high": 3.0}
+  box = np.array([np.pi, np.pi, 4 * np.pi, 9 * np.pi])
+  rng = np.random.default_rng(1)
+
+  def reset(b, seed):
+    gym_envs[b].reset(seed=seed, options=options)
+    if b == 2:
+      gym_envs[b].unwrapped.state = rng.uniform(-box, box)
+
+  for b in range(3):
+    reset(b, b)
+  step_fn = tf.function(tf_env.step, jit_compile=True)
+  ended = {"terminated": 0, "truncated": 0, "wrapped": 0, "bounded": 0}
+  for _ in range(300):
+    before = np.stack([env.unwrapped.state for env in gym_envs])
+    steps = [env._elapsed_steps for env in gym_envs]  # TimeLimit's count
+    actions = rng.integers(3, size=3)
+    state = {"physics": tf.constant(before, tf.float64), "steps": tf.constant(steps, tf.int32)}
+    step = step_fn(state, tf.constant(actions))
+    for b, env in enumerate(gym_envs):
+      obs, reward, terminated, truncated, _ = env.step(int(actions[b]))
+      np.testing.assert_allclose(step.observation[b].numpy(), obs, rtol=1e-6, atol=1e-6)
+      # The wrapped angles too (the observation's cos and sin cannot tell).
+      np.testing.assert_allclose(step.state["physics"][b].numpy(), env.unwrapped.state, atol=1e-6)
+      assert float(step.reward[b]) == reward
+      assert bool(step.terminated[b]) == terminated and bool(step.truncated[b]) == truncated
+      ended["wrapped"] += np.any(np.abs(env.unwrapped.state[:2] - before[b, :2]) > np.pi)
+      ended["bounded"] += np.any(np.abs(env.unwrapped.state[2:]) == box[2:])
+      ended["terminated"] += terminated
+      ended["truncated"] += truncated and not terminated
+      if terminated or truncated:
+        reset(b, int(rng.integers(1 << 30)))
+  assert ended["terminated"] > 5 and ended["truncated"] > 3
+  assert ended["wrapped"] > 10 and ended["bounded"] > 3
+
+
+def _pumping(rng, velocity, random, left, right):
+  """Env 0's actions random, envs 1 and 2's mostly a push along their
+  velocity (which swings the car up to the goal, against the left wall on
+  the way)."""
+  actions = random(rng)
+  pump = (rng.random(3) < 0.8) & (np.arange(3) > 0)
+  return np.where(pump.reshape((3,) + (1,) * (actions.ndim - 1)),
+                  np.where((velocity >= 0).reshape(pump.shape + actions.shape[1:]), right, left),
+                  actions).astype(actions.dtype)
+
+
+def _mountain_car_cases(states, goal_position):
+  """How often gymnasium's car was stopped by the left wall, at the speed
+  limit, and past the goal position moving back (not terminated). The
+  limits are float64 (MountainCar-v0) or float32 (MountainCarContinuous-v0)."""
+  position, velocity = states[:, 0], states[:, 1]
+  return {"wall": np.sum(np.isclose(position, -1.2, rtol=0, atol=1e-7) & (velocity == 0)),
+          "speed limit": np.sum(np.isclose(np.abs(velocity), 0.07, rtol=0, atol=1e-8)),
+          "back from the goal": np.sum((position >= goal_position) & (velocity < 0))}
+
+
+def test_mountain_car_free_running_matches_gymnasium():
+  """MountainCar-v0 run free across episodes from gymnasium's resets: env 0
+  on random actions (truncated at 200 steps), envs 1 and 2 pumping (the
+  goal, the left wall)."""
+  ended, states = _free_running(
+      "MountainCar-v0", tf_envs.MountainCar(), 600,
+      lambda rng, physics: _pumping(rng, physics[:, 1], lambda rng: rng.integers(3, size=3), 0, 2),
+      atol=1e-5)
+  assert ended["terminated"] > 5 and ended["truncated"] >= 3
+  assert _mountain_car_cases(states, 0.5)["wall"] >= 1
+
+
+def test_mountain_car_continuous_free_running_matches_gymnasium():
+  """MountainCarContinuous-v0 run free across episodes from gymnasium's
+  resets, actions beyond [-1, 1] (clipped for the force, not for the 0.1 a^2
+  cost): env 0 random in [-0.3, 0.3] (truncated at 999 steps), envs 1 and 2
+  pumping with +-1.2 or random in [-1.5, 1.5] (the goal, the left wall)."""
+  scale = np.array([[0.3], [1.5], [1.5]], np.float32)
+  random = lambda rng: (rng.uniform(-1, 1, size=(3, 1)) * scale).astype(np.float32)
+  ended, states = _free_running(
+      "MountainCarContinuous-v0", tf_envs.MountainCarContinuous(), 1100,
+      lambda rng, physics: _pumping(rng, physics[:, 1], random, -1.2, 1.2), atol=1e-5)
+  assert ended["terminated"] > 5 and ended["truncated"] >= 1
+  assert _mountain_car_cases(states, 0.45)["wall"] >= 1
+
+
+_STATE_BOXES = {"Acrobot-v1": (-np.array([np.pi, np.pi, 4 * np.pi, 9 * np.pi]),
+                                np.array([np.pi, np.pi, 4 * np.pi, 9 * np.pi])),
+                "MountainCar-v0": (np.array([-1.2, -0.07]), np.array([0.6, 0.07])),
+                "MountainCarContinuous-v0": (np.array([-1.2, -0.07]), np.array([0.6, 0.07]))}
+
+
+@pytest.mark.parametrize("env_id", sorted(_STATE_BOXES))
+def test_new_tf_envs_step_a_batch_in_one_xla_call_as_gymnasium(env_id):
+  """`make(env_id)`: 1024 envs reset, then set to states all over the
+  state's box (to its edges: the velocity bounds, the wall, the speed limit,
+  past the goal moving back), stepped with actions drawn from tfrl's own
+  action spec and auto-reset, in one jit-compiled function. Shapes and
+  dtypes fit the gymnasium env's specs, and every row steps as gymnasium's
+  env does from that row's state."""
+  from tf_agents.specs import tensor_spec as ts_spec
+  py_env = tfrl.envs.load(env_id)
+  observation_spec, action_spec = py_env.observation_spec(), py_env.action_spec()
+  tf_env = tf_envs.make(env_id)
+  n = 1024
+
+  @tf.function(jit_compile=True)
+  def reset_and_step(seed, physics, action):
+    state = tf_env.reset(seed, n)
+    first = tf_env.observe(state)
+    step = tf_env.step(dict(state, physics=tf.cast(physics, state["physics"].dtype)), action)
+    return state, first, step, tf_envs.auto_reset(tf_env, step, seed + 1)
+
+  low, high = _STATE_BOXES[env_id]
+  physics = np.random.default_rng(0).uniform(low, high, size=(n, len(low)))
+  action = ts_spec.sample_spec_nest(ts_spec.from_spec(action_spec), seed=0, outer_dims=[n])
+  state, first, step, after = reset_and_step(tf.constant([3, 4], tf.int64), physics, action)
+  assert first.shape == step.observation.shape == (n,) + observation_spec.shape
+  assert first.dtype == step.observation.dtype == observation_spec.dtype
+  assert step.reward.shape == step.terminated.shape == step.truncated.shape == (n,)
+  assert (step.reward.dtype, step.terminated.dtype) == (tf.float32, tf.bool)
+  assert not np.any(step.truncated) and np.all(step.state["steps"] == 1)
+  assert after["physics"].shape == state["physics"].shape == physics.shape
+  np.testing.assert_array_equal(after["steps"], np.where(step.terminated, 0, 1))
+  env = gym.make(env_id).unwrapped
+  env.reset(seed=0)
+  states = []
+  for b in range(n):
+    env.state = step_from = np.asarray(physics[b], state["physics"].dtype.as_numpy_dtype)
+    obs, reward, terminated, _, _ = env.step(action[b].numpy())
+    states.append(np.asarray(env.state, np.float64))
+    np.testing.assert_allclose(step.observation[b].numpy(), obs, rtol=1e-5, atol=1e-5,
+                               err_msg=f"from {step_from}")
+    np.testing.assert_allclose(step.reward[b].numpy(), reward, rtol=1e-5, atol=1e-5)
+    assert bool(step.terminated[b]) == terminated
+  states = np.stack(states)
+  if env_id == "Acrobot-v1":
+    cases = {"bounded": np.sum(np.abs(states[:, 2:]) == high[2:]),
+             "wrapped": np.sum(np.abs(states[:, :2] - physics[:, :2]) > np.pi),
+             "terminated": np.sum(step.terminated)}
+  else:
+    cases = _mountain_car_cases(states, tf_env.goal_position)
+  assert min(cases.values()) >= 3, cases
+
+
+def test_new_tf_env_resets_are_seeded_and_in_gymnasium_bounds():
+  """The reset states: Acrobot's 4 values uniform in [-0.1, 0.1], the
+  mountain cars' position uniform in [-0.6, -0.4] at rest — bounds, spread
+  and mean as gymnasium's own 1000 resets; the same seed gives the same
+  states, another seed others."""
+  seed = tf.constant([1, 2], tf.int64)
+  for env_id, low, high in [("Acrobot-v1", -0.1, 0.1), ("MountainCar-v0", -0.6, -0.4),
+                            ("MountainCarContinuous-v0", -0.6, -0.4)]:
+    tf_env = tf_envs.make(env_id)
+    ours = tf_env.reset(seed, 1000)
+    assert ours["steps"].numpy().tolist() == [0] * 1000
+    ours = ours["physics"].numpy()
+    env = gym.make(env_id).unwrapped
+    theirs = []
+    for i in range(1000):
+      env.reset(seed=i)
+      theirs.append(np.asarray(env.state, np.float32))
+    theirs = np.stack(theirs)
+    assert ours.shape == theirs.shape
+    # float32 draws (Acrobot's float64 state holds them, as gymnasium's does).
+    np.testing.assert_array_equal(ours.astype(np.float32), ours)
+    drawn = slice(None) if env_id == "Acrobot-v1" else slice(0, 1)
+    assert np.all(ours[:, drawn] >= np.float32(low)) and np.all(ours[:, drawn] <= np.float32(high))
+    if env_id != "Acrobot-v1":
+      np.testing.assert_array_equal(ours[:, 1], theirs[:, 1])  # at rest
+    width = high - low
+    np.testing.assert_allclose(ours[:, drawn].std(0), theirs[:, drawn].std(0), atol=0.05 * width)
+    np.testing.assert_allclose(ours[:, drawn].mean(0), theirs[:, drawn].mean(0), atol=0.05 * width)
+    np.testing.assert_array_equal(ours, tf_env.reset(seed, 1000)["physics"].numpy())
+    assert not np.array_equal(ours, tf_env.reset(seed + 1, 1000)["physics"].numpy())
+
+
+@pytest.mark.parametrize("env_id,limit", [("Acrobot-v1", 500), ("MountainCar-v0", 200)])
+def test_compiled_dqn_loop_runs_on_the_new_discrete_twins(env_id, limit):
+  """The compiled loop (XLA) with an untrained DQN on `make(env_id)`, specs
+  from `tfrl.envs.load`: Acrobot's float64 state lives in the loop's
+  variables, episodes end by the time limit, and their returns are -1 per
+  step (0 for the step reaching Acrobot's bar, if any)."""
+  env = tfrl.envs.load(env_id)
+  specs = (tensor_spec.from_spec(env.time_step_spec()), tensor_spec.from_spec(env.action_spec()))
+  agent = tfrl.agents.dqn(*specs, fc_layer_params=(8,))
+  loop = compiled.CompiledLoop(tf_envs.make(env_id), InGraphDqn.from_agent(agent), num_envs=4,
+                               replay_capacity=64, batch_size=8, seed=0, steps_per_iteration=50,
+                               train_steps_per_iteration=1)
+  loop.collect(tf.constant(4, tf.int64), True)
+  loss = loop.run(tf.constant(20, tf.int64))
+  assert np.isfinite(float(loss)) and int(loop.env_steps) == 4 * 1004
+  assert loop.env_state["physics"].dtype == (tf.float64 if env_id == "Acrobot-v1" else tf.float32)
+  returns, lengths = loop.take_finished_episodes()
+  assert len(lengths) >= 4 * (1004 // limit) and np.all(lengths <= limit)
+  if env_id == "Acrobot-v1":
+    assert np.all((returns == -lengths) | (returns == -lengths + 1))
+    np.testing.assert_array_equal(returns[lengths < limit], -lengths[lengths < limit] + 1)
+  else:
+    np.testing.assert_array_equal(returns, -lengths)
 
 
 def test_replay_ring_wraps_around_and_samples_only_written_rows():
