@@ -3,6 +3,7 @@ r"""The cost of one off-policy update inside tfrl against its math alone.
 
   python scripts/benchmarks/benchmark_update.py                 # DQN and SAC, the table
   python scripts/benchmarks/benchmark_update.py --agents=dqn --steps=500 --repeats=5
+  python scripts/benchmarks/benchmark_update.py --agents=sac_halfcheetah,td3_halfcheetah --batch_size=100
 
 For each agent, on a Reverb table filled by random-policy collection with
 its ready pair's number of envs (DQN 4, as dqn_cartpole.gin; SAC 1, as the
@@ -13,8 +14,8 @@ MuJoCo pairs, the costliest layout: one Reverb sample per window):
            update without sampling);
   math:    the networks' forward, backward and Adam steps alone in a
            tf.function loop (DQN: the Q network's forward, backward and Adam
-           step on the TD target of the target network's forward pass; SAC:
-           not separable from tf-agents' update, so `train` stands for it).
+           step on the TD target of the target network's forward pass; SAC,
+           TD3: not separable from tf-agents' update, so `train` stands for it).
 Milliseconds per update (medians over --repeats timed calls of --steps
 updates each, after a warm-up call); `pipeline` is what tfrl adds to
 tf-agents' update (sampling, unpacking, Python round trips: tfrl - train),
@@ -33,11 +34,18 @@ from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 # Each agent: env, factory bindings (the issue's sizes: DQN (256, 256) at batch 64).
-SETUPS = {"dqn": ("CartPole-v1", 4, dict(fc_layer_params=(256, 256))),
-          "sac": ("Pendulum-v1", 1, dict(actor_fc_layer_params=(256, 256),
-                                         critic_fc_layer_params=(256, 256)))}
+# Each setup: agent, env, envs, factory bindings (issue 18's sizes: DQN (256, 256)
+# at batch 64); the MuJoCo ones are sac_halfcheetah.gin's and td3_halfcheetah.gin's
+# networks (Spinning Up's (400, 300); their batch is 100: --batch_size=100).
+SETUPS = {"dqn": ("dqn", "CartPole-v1", 4, dict(fc_layer_params=(256, 256))),
+          "sac": ("sac", "Pendulum-v1", 1, dict(actor_fc_layer_params=(256, 256),
+                                                critic_fc_layer_params=(256, 256))),
+          "sac_halfcheetah": ("sac", "HalfCheetah-v5", 1, dict(actor_fc_layer_params=(400, 300),
+                                                               critic_fc_layer_params=(400, 300))),
+          "td3_halfcheetah": ("td3", "HalfCheetah-v5", 1, dict(actor_fc_layer_params=(400, 300),
+                                                               critic_fc_layer_params=(400, 300)))}
 
-_cli.define_choice_list("agents", ["dqn", "sac"], list(SETUPS), "Agents to measure.")
+_cli.define_choice_list("agents", ["dqn", "sac"], list(SETUPS), "Setups to measure.")
 flags.DEFINE_integer("steps", 500, "Updates per timed call.", lower_bound=1)
 flags.DEFINE_integer("repeats", 5, "Timed calls per measurement.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
@@ -60,10 +68,11 @@ def measure(name):
   import tfrl  # pylint: disable=import-outside-toplevel
   from tf_agents.policies import random_tf_policy  # pylint: disable=import-outside-toplevel
 
-  env_id, num_envs, hyperparameters = SETUPS[name]
+  agent_name, env_id, num_envs, hyperparameters = SETUPS[name]
   num_envs = FLAGS.num_envs or num_envs
   env = tfrl.envs.load(env_id, seed=0, num_envs=num_envs)
-  agent = getattr(tfrl.agents, name)(env.time_step_spec(), env.action_spec(), **hyperparameters)
+  agent = getattr(tfrl.agents, agent_name)(env.time_step_spec(), env.action_spec(),
+                                           **hyperparameters)
   replay = tfrl.replay.TransitionReplay(capacity=100_000, min_size=1000)
   steps, repeats, batch_size = FLAGS.steps, FLAGS.repeats, FLAGS.batch_size
   with tfrl.replay.ReplayServer(replay.tables(agent.collect_data_spec, num_envs)) as server, \
@@ -90,7 +99,7 @@ def measure(name):
     return loss
   results["train"] = milliseconds_per_update(train_fixed, steps, repeats)
 
-  if name == "dqn":
+  if agent_name == "dqn":
     parts = agent.parts
     optimizer = tf.keras.optimizers.Adam(1e-3)
     observations, next_observations = batch.observation[:, 0], batch.observation[:, 1]
@@ -121,12 +130,12 @@ def main(argv):
   rows = [(name, measure(name)) for name in FLAGS.agents]
   print(f"\nms per update (median of {FLAGS.repeats} calls of {FLAGS.steps} updates, "
         f"batch {FLAGS.batch_size}); load average {os.getloadavg()[0]:.1f}")
-  print(f"{'agent':6} {'envs':>4} {'tfrl':>8} {'train':>8} {'math':>8} {'pipeline':>9} "
+  print(f"{'setup':15} {'envs':>4} {'tfrl':>8} {'train':>8} {'math':>8} {'pipeline':>9} "
         f"{'total':>6}")
   for name, r in rows:
     pipeline = (r["tfrl"] - r["train"]) / r["math"]
     total = (r["tfrl"] - r["math"]) / r["math"]
-    print(f"{name:6} {r['envs']:4d} {r['tfrl']:8.3f} {r['train']:8.3f} {r['math']:8.3f} "
+    print(f"{name:15} {r['envs']:4d} {r['tfrl']:8.3f} {r['train']:8.3f} {r['math']:8.3f} "
           f"{pipeline:9.0%} {total:6.0%}")
 
 
