@@ -10,7 +10,8 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 import tfrl
-from tfrl.agents.advantages import generalized_advantage_estimation, td_lambda_returns
+from tfrl.agents.advantages import (advantages_and_returns, by_episode,
+                                    generalized_advantage_estimation, td_lambda_returns)
 from tfrl.agents.dqn import linearly_decaying_epsilon
 from tfrl.agents.trpo import conjugate_gradient
 
@@ -50,6 +51,67 @@ def test_lambda_one_returns_are_discounted_rewards_to_go():
   # Episode 1 terminated: 1 + 0.9 (1 + 0.9 * 1); episode 2 truncated: 2 + 0.9 V(final)=3.8.
   np.testing.assert_allclose(returns.numpy(), [2.71, 1.9, 1.0, 0.0, 1 + 0.9 * 3.8, 3.8, 0.0],
                              rtol=1e-6)
+
+
+def _random_episodes(rng, rows, open_end: bool):
+  """[B, T] rewards, values, next values, discounts and valid of episodes
+  laid end to end in each row (`rows`: each row's transitions per episode,
+  each episode followed by its boundary step); `open_end`: the last row
+  ends with two steps of an unfinished episode."""
+  boundary = []
+  for i, lengths in enumerate(rows):
+    row = []
+    for length in lengths:
+      row += [False] * length + [True]
+    if open_end and i == len(rows) - 1:
+      row += [False, False]
+    boundary.append(row)
+  boundary = np.array(boundary)
+  shape = boundary.shape
+  values = rng.normal(size=shape).astype(np.float32)
+  next_values = np.concatenate([values[:, 1:], np.zeros_like(values[:, :1])], axis=1)
+  discounts = (rng.random(shape) > 0.3).astype(np.float32)  # some terminations, some truncations
+  arrays = (rng.normal(size=shape).astype(np.float32), values, next_values, discounts, ~boundary)
+  return [tf.constant(x) for x in arrays]
+
+
+def test_one_backward_pass_per_episode_is_gae_and_td_lambda_end_to_end():
+  """The agents' advantage step (`by_episode` of `advantages_and_returns`)
+  gives exactly what GAE and TD(lambda) give on the experience's [T, B]
+  columns, episodes end to end, while its recursion runs over one column
+  per episode, as long as the longest."""
+  rng = np.random.default_rng(0)
+  # Row 0: episodes of 6 and 3 transitions; row 1: of 2, 3 and 1, then an
+  # unfinished one: sequences (boundaries included) of 7, 4 | 3, 4, 2, 2 steps.
+  tensors = _random_episodes(rng, [[6, 3], [2, 3, 1]], open_end=True)
+  time_major = [tf.transpose(x) for x in tensors]
+  gamma, gae_lambda, value_lambda = 0.99, 0.95, 1.0
+  expected_advantages = tf.transpose(generalized_advantage_estimation(
+      *time_major, gamma=gamma, lambda_=gae_lambda))
+  expected_returns = tf.transpose(td_lambda_returns(*time_major, gamma=gamma,
+                                                    lambda_=value_lambda))
+  shapes = []
+
+  def one_pass(*columns):
+    shapes.append(columns[0].shape)
+    return advantages_and_returns(*columns, gamma=gamma, gae_lambda=gae_lambda,
+                                  value_lambda=value_lambda)
+
+  advantages, returns = by_episode(one_pass, tf.logical_not(tensors[-1]), *tensors)
+  assert shapes == [(7, 6)]
+  np.testing.assert_array_equal(advantages.numpy(), expected_advantages.numpy())
+  np.testing.assert_array_equal(returns.numpy(), expected_returns.numpy())
+
+
+def test_on_policy_batch_preparation_runs_one_recursion():
+  """GAE and the value targets share one backward pass (one while loop in
+  the traced preparation), not one each."""
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  agent = tfrl.agents.ppo(*_specs(env))
+  spec = tensor_spec.add_outer_dim(tensor_spec.add_outer_dim(agent.collect_data_spec, None), 1)
+  graph = tf.function(agent._prepare_batch).get_concrete_function(spec).graph  # pylint: disable=protected-access
+  loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
+  assert len(loops) == 1
 
 
 def test_conjugate_gradient_matches_direct_solve():

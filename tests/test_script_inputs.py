@@ -154,6 +154,13 @@ CASES = [
     ("benchmarks/benchmark_update.py", ["--agents=nonsense"], "'nonsense' is not one of dqn, sac"),
     ("benchmarks/benchmark_update.py", ["--steps=0"], "flag --steps=0: 0 is not"),
     ("benchmarks/benchmark_update.py", ["extra"], "unexpected arguments ['extra']"),
+    # benchmarks/benchmark_onpolicy.py
+    ("benchmarks/benchmark_onpolicy.py", ["--iterations=0"], "flag --iterations=0: 0 is not"),
+    ("benchmarks/benchmark_onpolicy.py", ["extra"], "unexpected arguments ['extra']"),
+    ("benchmarks/benchmark_onpolicy.py", ["--gin_file=missing.gin"],
+     "TF: gin file 'missing.gin' not found"),
+    ("benchmarks/benchmark_onpolicy.py", ["--gin_file=dqn_cartpole.gin"],
+     "TF: dqn_cartpole.gin is not an on-policy pair"),
     # benchmarks/benchmark_collect.py
     ("benchmarks/benchmark_collect.py", ["--seconds=0"], "flag --seconds=0.0: must be > 0"),
     ("benchmarks/benchmark_collect.py", ["--repeats=0"], "flag --repeats=0: 0 is not a positive"),

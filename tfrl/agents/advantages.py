@@ -7,6 +7,11 @@ transition itself. `valid` is 0 on boundary steps, 1 elsewhere; `discounts`
 is the discount of the step each transition leads to — 0 when the episode
 terminated there, 1 when it was truncated (time limit), so a truncated
 episode is bootstrapped from the value of its final observation.
+
+The recursions run backwards in time, one step after the other, so their
+cost is the length of the time axis: `by_episode` gives each episode a
+column of its own (the episodes' recursions are independent), and
+`advantages_and_returns` runs GAE and the TD(lambda) targets in one pass.
 """
 
 import tensorflow as tf
@@ -25,13 +30,7 @@ def generalized_advantage_estimation(rewards, values, next_values, discounts, va
   """
   valid = tf.cast(valid, rewards.dtype)
   deltas = (rewards + gamma * discounts * next_values - values) * valid
-  decays = gamma * lambda_ * discounts * valid
-
-  def backward(next_advantage, inputs):
-    delta, decay = inputs
-    return delta + decay * next_advantage
-
-  return tf.scan(backward, (deltas, decays), initializer=tf.zeros_like(deltas[0]), reverse=True)
+  return _backward(deltas, gamma * lambda_ * discounts * valid)
 
 
 def td_lambda_returns(rewards, values, next_values, discounts, valid,
@@ -41,6 +40,57 @@ def td_lambda_returns(rewards, values, next_values, discounts, valid,
   advantages = generalized_advantage_estimation(rewards, values, next_values, discounts,
                                                 valid, gamma, lambda_)
   return (advantages + values) * tf.cast(valid, rewards.dtype)
+
+
+def advantages_and_returns(rewards, values, next_values, discounts, valid,
+                           gamma: float, gae_lambda: float, value_lambda: float):
+  """(GAE-`gae_lambda` advantages, TD(`value_lambda`) returns) in one
+  backward pass: the two recursions share their deltas and differ in the
+  decay only, so they run side by side. Element for element what
+  `generalized_advantage_estimation` and `td_lambda_returns` give."""
+  valid = tf.cast(valid, rewards.dtype)
+  deltas = (rewards + gamma * discounts * next_values - values) * valid
+  decays = tf.stack([gamma * gae_lambda * discounts * valid,
+                     gamma * value_lambda * discounts * valid], axis=1)    # [T, 2, ...]
+  both = _backward(tf.stack([deltas, deltas], axis=1), decays)
+  return both[:, 0], (both[:, 1] + values) * valid
+
+
+def _backward(deltas, decays):
+  """x_t = delta_t + decay_t * x_{t+1} along the first axis, x_T = 0."""
+
+  def backward(next_value, inputs):
+    delta, decay = inputs
+    return delta + decay * next_value
+
+  return tf.scan(backward, (deltas, decays), initializer=tf.zeros_like(deltas[0]), reverse=True)
+
+
+def by_episode(fn, boundary, *tensors):
+  """`fn` of time-major tensors, applied with every episode in a column of its own.
+
+  `tensors` are batch-major [B, T] (tfrl's on-policy experience: [1, sum of
+  episode lengths]); `boundary` [B, T] marks each episode's boundary step,
+  where a sequence ends (so does each batch row). `fn` gets the tensors as
+  [L, E]: E sequences, L the longest one's length, the shorter ones padded
+  with zeros (False) after their end; it returns a tensor or a tuple of
+  them shaped alike, handed back [B, T]. For a recursion that restarts at
+  boundaries and is 0 past a sequence's end (GAE's), the values are those
+  of `fn` on the [T, B] tensors, but its time axis is one episode long, not
+  all the episodes end to end.
+  """
+  shape = tf.shape(boundary)
+  row_end = tf.one_hot(shape[1] - 1, shape[1], on_value=True, off_value=False, dtype=tf.bool)
+  ends = tf.reshape(tf.logical_or(boundary, row_end), [-1])
+  # Each step's sequence: the number of sequence ends before it.
+  sequence = tf.cumsum(tf.cast(ends, tf.int64), exclusive=True)
+  ragged = lambda x: tf.RaggedTensor.from_value_rowids(tf.reshape(x, [-1]), sequence,
+                                                       validate=False)
+  lengths = ragged(ends).row_lengths()
+  results = fn(*(tf.transpose(ragged(x).to_tensor()) for x in tensors))
+  back = lambda y: tf.reshape(
+      tf.RaggedTensor.from_tensor(tf.transpose(y), lengths=lengths).flat_values, shape)
+  return tuple(back(y) for y in results) if isinstance(results, tuple) else back(results)
 
 
 def normalize(x, epsilon: float = 1e-8):

@@ -12,13 +12,14 @@ loop trains right after collecting), so the old policy's log-probabilities
 are recomputed here rather than stored with the data.
 """
 
+import functools
 from typing import Dict, Optional
 
 import tensorflow as tf
 from tf_agents.agents import tf_agent
 from tf_agents.policies import actor_policy
 
-from tfrl.agents.advantages import generalized_advantage_estimation, normalize, td_lambda_returns
+from tfrl.agents.advantages import advantages_and_returns, by_episode, normalize
 from tfrl.networks import actor_network, value_network
 from tfrl.networks.normalization import ObservationNormalizer
 
@@ -141,12 +142,13 @@ class PolicyGradientAgent(tf_agent.TFAgent):
     # V(s_{t+1}) is the next row's value: episodes are contiguous and each
     # ends with its boundary step, so the last row is never a transition.
     next_values = tf.concat([values[:, 1:], tf.zeros_like(values[:, :1])], axis=1)
-    time_major = [tf.transpose(x) for x in (experience.reward, values, next_values,
-                                            experience.discount, valid)]
-    advantages = tf.transpose(generalized_advantage_estimation(
-        *time_major, gamma=self._gamma, lambda_=self._gae_lambda))
-    value_targets = tf.transpose(td_lambda_returns(
-        *time_major, gamma=self._gamma, lambda_=self._value_lambda))
+    # One backward pass for both, each episode in a column of its own: the
+    # recursion's steps are one episode's length, not the whole batch's.
+    advantages, value_targets = by_episode(
+        functools.partial(advantages_and_returns, gamma=self._gamma,
+                          gae_lambda=self._gae_lambda, value_lambda=self._value_lambda),
+        tf.logical_not(valid), experience.reward, values, next_values, experience.discount,
+        valid)
     steps = lambda x: tf.boolean_mask(x, valid)  # [B, T, ...] -> [N, ...]
     batch = dict(observation=tf.nest.map_structure(steps, experience.observation),
                  action=tf.nest.map_structure(steps, experience.action),
