@@ -1,4 +1,4 @@
-"""Atari and MinAtar through tfrl.envs.load.
+"""Atari and MinAtar through tfrl.envs.load, and the CNN agents on their specs.
 
 The preprocessing is checked against the standard pipeline written out here
 on the raw ALE env (Dopamine's and gymnasium's AtariPreprocessing logic; SB3's
@@ -10,6 +10,9 @@ import gin
 import gymnasium as gym
 import numpy as np
 import pytest
+import tensorflow as tf
+import tree
+from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 import tfrl
@@ -274,6 +277,79 @@ def test_missing_package_names_what_to_install(monkeypatch, env_id, module, mess
 def test_unknown_ids_name_close_matches(typo, match):
   with pytest.raises(ConfigError, match=rf"unknown environment id '{typo}'.*{match}"):
     envs.check_env_id(typo)
+
+
+# -- networks --------------------------------------------------------------
+
+def specs(env):
+  return tensor_spec.from_spec(env.time_step_spec()), tensor_spec.from_spec(env.action_spec())
+
+
+def collect(env, policy, steps: int):
+  """`steps` real env steps: a [1, steps] Trajectory."""
+  recorded = []
+  tfrl.drivers.Driver(env, policy, observers=[recorded.append]).run_steps(steps)
+  return tree.map_structure(lambda *xs: tf.constant(np.concatenate(xs)[None]), *recorded)
+
+
+def first_conv_inputs(network, monkeypatch):
+  """Records what the network's first conv layer is called with."""
+  convs = [m for m in network.submodules if isinstance(m, tf.keras.layers.Conv2D)]
+  first = next(c for c in convs if c.kernel.shape[2] == 4)  # the one taking the 4 frames
+  seen = []
+  call = first.call
+  monkeypatch.setattr(first, "call", lambda inputs, *a, **k: (seen.append(inputs), call(inputs, *a, **k))[1])
+  return seen
+
+
+def test_dqn_with_the_nature_cnn_trains_on_atari_frames(monkeypatch):
+  env = envs.load("ALE/Breakout-v5", seed=0)
+  gin.parse_config("tfrl.agents.dqn.conv_layer_params = %tfrl.networks.NATURE_DQN_CONV\n"
+                   "tfrl.agents.dqn.fc_layer_params = (512,)")
+  agent = tfrl.agents.dqn(*specs(env))
+  q_network = agent.parts.q_network
+  kernels = [v.shape.as_list() for v in q_network.trainable_variables if len(v.shape) > 1]
+  assert kernels == [[8, 8, 4, 32], [4, 4, 32, 64], [3, 3, 64, 64], [7 * 7 * 64, 512], [512, 4]]
+  experience = collect(env, agent.collect_policy, 6)
+  batch = tree.map_structure(lambda x: tf.stack([x[0, :-1], x[0, 1:]], axis=1), experience)
+  assert np.isfinite(agent.train(batch).loss.numpy())
+  seen = first_conv_inputs(q_network, monkeypatch)
+  q_network(experience.observation[0], training=False)
+  assert seen and seen[0].dtype == tf.float32
+  assert 0.0 <= float(tf.reduce_min(seen[0])) and 0.2 < float(tf.reduce_max(seen[0])) <= 1.0
+
+
+def test_ppo_with_the_nature_cnn_trains_on_atari_frames(monkeypatch):
+  env = envs.load("ALE/Breakout-v5", seed=0)
+  agent = tfrl.agents.ppo(*specs(env), conv_layer_params=tfrl.networks.NATURE_DQN_CONV,
+                          actor_fc_layer_params=(512,), value_fc_layer_params=(512,),
+                          activation="relu", num_epochs=2, value_epochs=2)
+  experience = collect(env, agent.collect_policy, 8)
+  loss_info = agent.train(experience)
+  assert np.isfinite(loss_info.loss.numpy()) and np.isfinite(loss_info.extra["value_loss"].numpy())
+  for network in (agent._actor_net, agent._value_net):  # pylint: disable=protected-access
+    seen = first_conv_inputs(network, monkeypatch)
+    network(experience.observation[0], step_type=(), network_state=())
+    assert 0.0 <= float(tf.reduce_min(seen[0])) and 0.2 < float(tf.reduce_max(seen[0])) <= 1.0
+
+
+def test_minatar_cnn_sees_the_binary_channels_unscaled():
+  env = envs.load("MinAtar/Breakout-v1", seed=0)
+  agent = tfrl.agents.dqn(*specs(env), conv_layer_params=tfrl.networks.MINATAR_CONV,
+                          fc_layer_params=(128,))
+  layer = tfrl.networks.observation_preprocessing(env.observation_spec())
+  assert layer.scale == 1.0
+  experience = collect(env, agent.collect_policy, 4)
+  batch = tree.map_structure(lambda x: tf.stack([x[0, :-1], x[0, 1:]], axis=1), experience)
+  assert np.isfinite(agent.train(batch).loss.numpy())
+
+
+def test_conv_layer_params_are_checked():
+  env = envs.load("ALE/Pong-v5", seed=0)
+  with pytest.raises(ConfigError, match=r"tfrl.agents.dqn.conv_layer_params = \[\(32, 8\)\]: must be"):
+    tfrl.agents.dqn(*specs(env), conv_layer_params=[(32, 8)])
+  with pytest.raises(ConfigError, match=r"tfrl.agents.ppo.conv_layer_params = .*: must be >= 1"):
+    tfrl.agents.ppo(*specs(env), conv_layer_params=[(32, 0, 4)])
 
 
 def wrappers_of(env):
