@@ -20,6 +20,14 @@ INSTALL_REQUIRES = [
     # The MuJoCo continuous-control tasks (HalfCheetah, Hopper, ...) out of the box;
     # 4.0 is the release checked with gymnasium 1.3's v5 envs and numpy 1.26.
     "mujoco>=4.0,<5",
+    # Atari 2600 games (ALE/Pong-v5, ...); 0.12 bundles the ROMs, no download step.
+    "ale-py>=0.12,<0.13",
+    # gymnasium's AtariPreprocessing resizes with OpenCV; 4.11.0.86 is the
+    # newest headless build that accepts numpy < 2.
+    "opencv-python-headless==4.11.0.86",
+    # MinAtar: 10x10xk versions of five Atari games, feasible on a CPU; its
+    # gymnasium ids (MinAtar/Breakout-v1, ...) are registered by tfrl.envs.
+    "minatar==1.0.15",
     # TF 2.15 and Reverb 0.14 are compiled against the numpy 1.x ABI.
     "numpy>=1.23,<2",
     "gin-config>=0.5",

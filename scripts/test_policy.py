@@ -106,7 +106,7 @@ def run(args) -> List[float]:
     on_screen = False
   render_mode = "rgb_array" if args.video else ("human" if on_screen else None)
   env = tfrl.envs.load(env_id, seed=args.seed, max_episode_steps=args.max_len,
-                       render_mode=render_mode)
+                       render_mode=render_mode, training=False)
   try:
     # policy_loader gives a py policy that batches the time step itself.
     episodes = run_episodes(

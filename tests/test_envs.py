@@ -80,10 +80,13 @@ def test_unknown_id_names_close_matches():
 
 
 def without_module(monkeypatch, module: str, importers: str):
-  """As if `module` were not installed and `importers` (a package) not yet imported."""
-  monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError
+  """As if `module` were not installed and `importers` (a package, maybe
+  `module` itself) not yet imported."""
   for name in [n for n in sys.modules if n == importers or n.startswith(importers + ".")]:
     monkeypatch.delitem(sys.modules, name)
+  # Last: `importers` may be `module`, whose native extension must not be
+  # loaded a second time (ale-py aborts the process).
+  monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError
 
 
 @pytest.mark.parametrize("env_id,module,importers,message", [

@@ -48,9 +48,26 @@ PositiveFloat = Annotated[float, Range(low=0, low_open=True)]  # learning rates,
 NonNegativeFloat = Annotated[float, Range(low=0)]
 Fraction = Annotated[float, Range(low=0, high=1)]             # discounts, lambdas, taus
 Layers = Annotated[typing.Sequence[int], Range(low=1)]       # hidden layer sizes
+# Conv layers, (filters, kernel size, stride) each, all >= 1.
+ConvLayers = Annotated[typing.Sequence[typing.Tuple[int, int, int]], Range(low=1)]
 
 
 _SEQUENCES = (list, tuple, typing.Sequence, collections.abc.Sequence)
+
+
+def _fixed_tuple_args(annotation):
+  """The item types of Tuple[a, b, c] (a fixed-length tuple), else None."""
+  args = typing.get_args(annotation)
+  if typing.get_origin(annotation) is tuple and len(args) > 1 and Ellipsis not in args:
+    return args
+  return None
+
+
+def _numbers(value):
+  """The numbers in `value`, nested sequences flattened."""
+  if isinstance(value, (list, tuple)):
+    return [n for item in value for n in _numbers(item)]
+  return [value]
 
 
 def _type_name(annotation) -> str:
@@ -59,6 +76,9 @@ def _type_name(annotation) -> str:
     return _type_name(typing.get_args(annotation)[0])
   if origin is typing.Union:
     return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+  fixed = _fixed_tuple_args(annotation)
+  if fixed:
+    return f"({', '.join(_type_name(a) for a in fixed)})"
   if origin in _SEQUENCES:
     args = typing.get_args(annotation)
     return f"a sequence of {_type_name(args[0])}" if args else "a sequence"
@@ -85,8 +105,7 @@ def _problem(value, annotation) -> Optional[str]:
       return problem
     for mark in marks:
       if isinstance(mark, Range):
-        items = value if isinstance(value, (list, tuple)) else [value]
-        for item in items:
+        for item in _numbers(value):
           if isinstance(item, numbers.Real) and not mark.contains(item):
             return f"must be {mark}"
     return None
@@ -98,6 +117,11 @@ def _problem(value, annotation) -> Optional[str]:
                 if p.startswith("must be") and a is not type(None)]
       return ranged[0] if ranged else f"must be {_type_name(annotation)}"
     return None
+  fixed = _fixed_tuple_args(annotation)
+  if fixed:
+    ok = (isinstance(value, (list, tuple)) and len(value) == len(fixed)
+          and not any(_problem(v, a) for v, a in zip(value, fixed)))
+    return None if ok else f"must be {_type_name(annotation)}"
   if origin in _SEQUENCES:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
       return f"must be {_type_name(annotation)}"

@@ -5,14 +5,14 @@ from typing import Optional
 
 import gin
 import tensorflow as tf
-from tf_agents.networks import q_network
 from tf_agents.utils import common, eager_utils
 
 from tfrl.agents.factory import agent_factory, DISCRETE
-from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, NonNegativeInt, PositiveFloat
+from tfrl.checks import (ConvLayers, Count, Fraction, Layers, NonNegativeFloat, NonNegativeInt,
+                         PositiveFloat)
 from tfrl.agents.diagnostics import DoubleDqnAgent, DqnAgent, DqnParts
 from tfrl.errors import ConfigError
-from tfrl.networks import adam
+from tfrl.networks import adam, q_network
 
 
 def linearly_decaying_epsilon(step, decay_steps: int, start: float, end: float):
@@ -81,6 +81,7 @@ def q_learning_td_loss(q_values, actions, rewards, discounts, next_values, gamma
 def dqn(time_step_spec,
         action_spec,
         fc_layer_params: Layers = (64, 64),
+        conv_layer_params: Optional[ConvLayers] = None,
         learning_rate: PositiveFloat = 1e-3,
         learning_rate_decay_steps: NonNegativeInt = 0,
         gamma: Fraction = 0.99,
@@ -109,6 +110,11 @@ def dqn(time_step_spec,
   `td_errors_loss_fn` must be element-wise ([B] losses), so importance
   weights weigh each transition.
 
+  Pixels: `conv_layer_params` puts conv layers before the fully connected
+  ones (the Nature DQN network: `%tfrl.networks.NATURE_DQN_CONV` with
+  fc_layer_params (512,)); uint8 observations are scaled into [0, 1] inside
+  the network (`tfrl.networks.observation_preprocessing`).
+
   Returns tfrl's DqnAgent, whose `parts` (`DqnParts`) are what it was built
   from: `InGraphDqn.from_agent` builds the compiled loop's learner of them.
   """
@@ -122,8 +128,7 @@ def dqn(time_step_spec,
   else:
     epsilon = lambda: exponentially_decaying_epsilon(
         train_step, epsilon_decay_rate, epsilon_start, epsilon_end)
-  q_net = q_network.QNetwork(time_step_spec.observation, action_spec,
-                            fc_layer_params=tuple(fc_layer_params))
+  q_net = q_network(time_step_spec.observation, action_spec, fc_layer_params, conv_layer_params)
   agent = (DoubleDqnAgent if double_q else DqnAgent)(
       time_step_spec,
       action_spec,

@@ -27,15 +27,19 @@ from tfrl.networks.normalization import ObservationNormalizer
 def actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                              value_fc_layer_params, activation: str,
                              init_action_stddev: Optional[float] = None,
-                             normalize_observations: bool = False):
+                             normalize_observations: bool = False,
+                             conv_layer_params=None):
   """The family's two networks: a stochastic actor pi(a|s) and V(s); with
-  `normalize_observations`, the running normalizer both see their inputs through."""
+  `normalize_observations`, the running normalizer both see their inputs through;
+  with `conv_layer_params`, each its own conv layers of that shape first
+  (no shared torso: the two are trained by separate optimizers)."""
   normalizer = (ObservationNormalizer(time_step_spec.observation) if normalize_observations
                 else None)
   return dict(actor_net=actor_network(time_step_spec.observation, action_spec,
-                                      actor_fc_layer_params, activation, init_action_stddev),
+                                      actor_fc_layer_params, activation, init_action_stddev,
+                                      conv_layer_params),
               value_net=value_network(time_step_spec.observation, value_fc_layer_params,
-                                      activation),
+                                      activation, conv_layer_params),
               observation_normalizer=normalizer)
 
 

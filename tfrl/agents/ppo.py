@@ -20,7 +20,7 @@ import gin
 import tensorflow as tf
 
 from tfrl.agents.factory import agent_factory
-from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
+from tfrl.checks import ConvLayers, Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
 from tfrl.agents.policy_gradient import PolicyGradientAgent, actor_and_value_networks
 from tfrl.networks import adam
 
@@ -82,6 +82,7 @@ def ppo(time_step_spec,
         action_spec,
         actor_fc_layer_params: Layers = (64, 64),
         value_fc_layer_params: Layers = (64, 64),
+        conv_layer_params: Optional[ConvLayers] = None,
         activation: str = "tanh",
         policy_learning_rate: PositiveFloat = 3e-4,
         value_learning_rate: PositiveFloat = 1e-3,
@@ -103,14 +104,17 @@ def ppo(time_step_spec,
   `learning_rate_decay_steps=N` decays both rates linearly to zero over N
   train steps (agent.train calls). `normalize_observations`: a running
   mean/std of the observations in front of both networks (rl-zoo's
-  `normalize: true` for MuJoCo; Spinning Up does without)."""
+  `normalize: true` for MuJoCo; Spinning Up does without). Pixels:
+  `conv_layer_params` (e.g. `%tfrl.networks.NATURE_DQN_CONV`) puts conv
+  layers in front of both networks' fully connected ones; uint8 frames are
+  scaled into [0, 1] inside them; `activation` applies to the conv layers too."""
   decay = learning_rate_decay_steps
   train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
   return PpoAgent(
       time_step_spec, action_spec,
       **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                                  value_fc_layer_params, activation, init_action_stddev,
-                                 normalize_observations),
+                                 normalize_observations, conv_layer_params),
       policy_optimizer=adam(policy_learning_rate, decay, train_step),
       value_optimizer=adam(value_learning_rate, decay, train_step),
       clip_ratio=clip_ratio, target_kl=target_kl, num_epochs=num_epochs,

@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfrl.agents.factory import agent_factory
-from tfrl.checks import Count, Fraction, Layers, PositiveFloat
+from tfrl.checks import ConvLayers, Count, Fraction, Layers, PositiveFloat
 from tfrl.agents.policy_gradient import PolicyGradientAgent, actor_and_value_networks
 from tfrl.networks import adam
 
@@ -123,6 +123,7 @@ def trpo(time_step_spec,
          action_spec,
          actor_fc_layer_params: Layers = (64, 64),
          value_fc_layer_params: Layers = (64, 64),
+         conv_layer_params: Optional[ConvLayers] = None,
          activation: str = "tanh",
          max_kl: PositiveFloat = 0.01,
          damping: PositiveFloat = 0.1,
@@ -138,12 +139,13 @@ def trpo(time_step_spec,
          normalize_observations: bool = False):
   """Spinning Up's defaults: delta 0.01, damping 0.1, 10 CG iterations, 10
   backtracking steps of factor 0.8, value fitted by 80 Adam steps at 1e-3,
-  gamma 0.99, lambda 0.97, 64-64 tanh networks."""
+  gamma 0.99, lambda 0.97, 64-64 tanh networks. `conv_layer_params`: conv
+  layers in front of both networks (as PPO's)."""
   return TrpoAgent(
       time_step_spec, action_spec,
       **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                                  value_fc_layer_params, activation, init_action_stddev,
-                                 normalize_observations),
+                                 normalize_observations, conv_layer_params),
       value_optimizer=adam(value_learning_rate),
       max_kl=max_kl, damping=damping, cg_iters=cg_iters, backtrack_iters=backtrack_iters,
       backtrack_coeff=backtrack_coeff, gamma=gamma, gae_lambda=gae_lambda,

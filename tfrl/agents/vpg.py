@@ -14,7 +14,7 @@ import gin
 import tensorflow as tf
 
 from tfrl.agents.factory import agent_factory
-from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
+from tfrl.checks import ConvLayers, Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
 from tfrl.agents.policy_gradient import PolicyGradientAgent, actor_and_value_networks
 from tfrl.networks import adam
 
@@ -47,6 +47,7 @@ def vpg(time_step_spec,
         action_spec,
         actor_fc_layer_params: Layers = (64, 64),
         value_fc_layer_params: Layers = (64, 64),
+        conv_layer_params: Optional[ConvLayers] = None,
         activation: str = "tanh",
         policy_learning_rate: PositiveFloat = 3e-4,
         value_learning_rate: PositiveFloat = 1e-3,
@@ -59,13 +60,14 @@ def vpg(time_step_spec,
         normalize_observations: bool = False):
   """Spinning Up's defaults: pi_lr 3e-4, vf_lr 1e-3, 80 value steps, gamma
   0.99, lambda 0.97, 64-64 tanh networks. `learning_rate_decay_steps=N`
-  decays both rates linearly to zero over N train steps."""
+  decays both rates linearly to zero over N train steps. `conv_layer_params`:
+  conv layers in front of both networks (as PPO's)."""
   train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
   return VpgAgent(
       time_step_spec, action_spec,
       **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                                  value_fc_layer_params, activation, init_action_stddev,
-                                 normalize_observations),
+                                 normalize_observations, conv_layer_params),
       policy_optimizer=adam(policy_learning_rate, learning_rate_decay_steps, train_step),
       value_optimizer=adam(value_learning_rate, learning_rate_decay_steps, train_step),
       entropy_coef=entropy_coef, gamma=gamma, gae_lambda=gae_lambda, value_epochs=value_epochs,

@@ -2,8 +2,10 @@
 
 import functools
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
+import gin
+import numpy as np
 import tensorflow as tf
 
 from tf_agents.agents.ddpg import actor_network as ddpg_actor_network
@@ -11,30 +13,91 @@ from tf_agents.agents.ddpg import critic_network as ddpg_critic_network
 from tf_agents.agents.sac import sac_agent, tanh_normal_projection_network
 from tf_agents.networks import actor_distribution_network
 from tf_agents.networks import normal_projection_network
+from tf_agents.networks import q_network as q_network_lib
 from tf_agents.networks import value_network as value_network_lib
+
+# Convolutional torsos, (filters, kernel size, stride) per layer, 'valid'
+# padding, for the agents' `conv_layer_params` (gin:
+# `tfrl.agents.dqn.conv_layer_params = %tfrl.networks.NATURE_DQN_CONV`).
+# The Nature DQN CNN (Mnih et al. 2015) on 84x84x4 frames; with
+# fc_layer_params (512,) it is the paper's network.
+NATURE_DQN_CONV = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+# MinAtar's (Young & Tian 2019) on 10x10xk: one 16-filter 3x3 layer; with
+# fc_layer_params (128,) it is the paper's network.
+MINATAR_CONV = ((16, 3, 1),)
+gin.constant("tfrl.networks.NATURE_DQN_CONV", NATURE_DQN_CONV)
+gin.constant("tfrl.networks.MINATAR_CONV", MINATAR_CONV)
+ConvParams = Optional[Sequence[Tuple[int, int, int]]]
+
+
+class ScaleObservation(tf.keras.layers.Layer):
+  """The network's first op on integer frames: cast to float32, times `scale`."""
+
+  def __init__(self, scale: float, **kwargs):
+    super().__init__(**kwargs)
+    self.scale = float(scale)
+
+  def call(self, inputs):
+    return tf.cast(inputs, tf.float32) * self.scale
+
+  def get_config(self):  # tf-agents copies preprocessing layers from their config
+    return dict(super().get_config(), scale=self.scale)
+
+
+def observation_preprocessing(observation_spec) -> Optional[tf.keras.layers.Layer]:
+  """For uint8 observations (frames): a ScaleObservation into [0, 1] by the
+  spec's bound (1/255 for Atari's frames, 1 for MinAtar's binary channels),
+  so replay and policies carry uint8 and the network sees floats. None for
+  anything else (float observations go in as they are)."""
+  if not hasattr(observation_spec, "dtype") or observation_spec.dtype != tf.uint8:
+    return None
+  maximum = float(np.max(getattr(observation_spec, "maximum", 255)))
+  return ScaleObservation(1.0 / maximum if maximum > 0 else 1.0, name="scale_observation")
+
+
+def _conv(conv_layer_params: ConvParams):
+  return tuple(tuple(layer) for layer in conv_layer_params) if conv_layer_params else None
+
+
+def q_network(observation_spec, action_spec, fc_layer_params: Sequence[int],
+              conv_layer_params: ConvParams = None):
+  """Q(s, .) for DQN: optional conv layers, then the fully connected ones (ReLU)."""
+  return q_network_lib.QNetwork(observation_spec, action_spec,
+                                preprocessing_layers=observation_preprocessing(observation_spec),
+                                conv_layer_params=_conv(conv_layer_params),
+                                fc_layer_params=tuple(fc_layer_params))
 
 
 def actor_network(observation_spec, action_spec, fc_layer_params: Sequence[int],
-                  activation: str = "relu", init_action_stddev: Optional[float] = None):
+                  activation: str = "relu", init_action_stddev: Optional[float] = None,
+                  conv_layer_params: ConvParams = None):
   """A policy network emitting a categorical (discrete) or normal (continuous) distribution.
 
   Continuous actions get a state-independent standard deviation (a learned
   vector, as in Spinning Up), starting at `init_action_stddev` (default
   softplus(0) = 0.69), and a mean squashed into the action bounds.
+  `conv_layer_params`: conv layers before the fully connected ones (both use
+  `activation`); uint8 observations are scaled into [0, 1] first.
   """
   std_bias = 0.0 if init_action_stddev is None else math.log(math.expm1(init_action_stddev))
   return actor_distribution_network.ActorDistributionNetwork(
       observation_spec, action_spec, fc_layer_params=tuple(fc_layer_params),
+      preprocessing_layers=observation_preprocessing(observation_spec),
+      conv_layer_params=_conv(conv_layer_params),
       activation_fn=tf.keras.activations.get(activation),
       continuous_projection_net=functools.partial(
           normal_projection_network.NormalProjectionNetwork,
           std_bias_initializer_value=std_bias))
 
 
-def value_network(observation_spec, fc_layer_params: Sequence[int], activation: str = "relu"):
-  """A state-value network V(s)."""
-  return value_network_lib.ValueNetwork(observation_spec, fc_layer_params=tuple(fc_layer_params),
-                                        activation_fn=tf.keras.activations.get(activation))
+def value_network(observation_spec, fc_layer_params: Sequence[int], activation: str = "relu",
+                  conv_layer_params: ConvParams = None):
+  """A state-value network V(s) (conv layers and uint8 scaling as actor_network's)."""
+  return value_network_lib.ValueNetwork(
+      observation_spec, fc_layer_params=tuple(fc_layer_params),
+      preprocessing_layers=observation_preprocessing(observation_spec),
+      conv_layer_params=_conv(conv_layer_params),
+      activation_fn=tf.keras.activations.get(activation))
 
 
 def deterministic_actor_network(observation_spec, action_spec, fc_layer_params: Sequence[int]):

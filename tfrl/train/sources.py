@@ -52,9 +52,11 @@ def build_parts(config, num_envs: int) -> Parts:
   tf.random.set_seed(config.seed)
   np.random.seed(config.seed)
   env = envs.load(config.env_id, seed=config.seed, num_envs=num_envs)
-  # A separate seed stream so evaluation never perturbs collection.
+  # A separate seed stream so evaluation never perturbs collection;
+  # training=False: whole games and raw scores where the env family
+  # preprocesses for training (Atari's episodic life and reward clipping).
   eval_env = envs.load(config.env_id, seed=config.seed + EVAL_SEED_OFFSET,
-                       num_envs=config.eval_num_envs)
+                       num_envs=config.eval_num_envs, training=False)
   agent = config.agent_fn(*tensor_specs(env))
   evaluator = Evaluator(eval_env, greedy_policy.GreedyPolicy(agent.policy),
                         config.num_eval_episodes)
