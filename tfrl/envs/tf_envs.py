@@ -210,23 +210,19 @@ def wrap(x, m, M):
   return tf.where(x > M, down, tf.where(x < m, up, x))
 
 
-class MountainCar:
-  """gymnasium's MountainCar-v0: push left, none or right (force 0.001),
-  gravity 0.0025 cos(3 position), speed clipped to 0.07, position to
-  [-1.2, 0.6] with the velocity zeroed against the left wall; reward -1 every
-  step, terminated at position >= 0.5 with velocity >= 0, truncated at 200
-  steps. The state is (position, velocity), float32 (gymnasium's is float64;
-  over an episode the two stay within ~1e-6)."""
+class _Hill:
+  """The valley both mountain cars drive in: a (position, velocity) state
+  reset to position U(-0.6, -0.4) at rest; `_roll` adds an acceleration,
+  clips the speed to 0.07 and the position to [-1.2, 0.6], stops the car
+  against the left wall and says whether it reached the goal."""
 
   min_position = -1.2
   max_position = 0.6
   max_speed = 0.07
-  goal_position = 0.5
   goal_velocity = 0.0
-  force = 0.001
   gravity = 0.0025
 
-  def __init__(self, max_episode_steps: int = 200):
+  def __init__(self, max_episode_steps: int):
     self.max_episode_steps = max_episode_steps
 
   def reset(self, seed, batch_size: int) -> State:
@@ -237,22 +233,45 @@ class MountainCar:
   def observe(self, state: State) -> tf.Tensor:
     return state["physics"]
 
-  def step(self, state: State, action) -> Step:
+  def _roll(self, state: State, acceleration):
+    """(next state, terminated) after `acceleration`, a function of the position."""
     position, velocity = tf.unstack(state["physics"], axis=-1)
-    push = tf.cast(action, tf.float32) - 1.0  # action 0, 1, 2: left, none, right
-    velocity = velocity + (push * self.force + tf.cos(3 * position) * (-self.gravity))
+    velocity = velocity + acceleration(position)
     velocity = tf.clip_by_value(velocity, -self.max_speed, self.max_speed)
     position = tf.clip_by_value(position + velocity, self.min_position, self.max_position)
     velocity = tf.where((position == self.min_position) & (velocity < 0), tf.zeros_like(velocity),
                         velocity)
     terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
-    steps = state["steps"] + 1
-    next_state = {"physics": tf.stack([position, velocity], -1), "steps": steps}
-    return Step(next_state, self.observe(next_state), -tf.ones_like(position, tf.float32),
-                terminated, steps >= self.max_episode_steps)
+    next_state = {"physics": tf.stack([position, velocity], -1), "steps": state["steps"] + 1}
+    return next_state, terminated
+
+  def _step(self, next_state, reward, terminated) -> Step:
+    return Step(next_state, self.observe(next_state), reward, terminated,
+                next_state["steps"] >= self.max_episode_steps)
 
 
-class MountainCarContinuous:
+class MountainCar(_Hill):
+  """gymnasium's MountainCar-v0: push left, none or right (force 0.001),
+  gravity 0.0025 cos(3 position), speed clipped to 0.07, position to
+  [-1.2, 0.6] with the velocity zeroed against the left wall; reward -1 every
+  step, terminated at position >= 0.5 with velocity >= 0, truncated at 200
+  steps. The state is (position, velocity), float32 (gymnasium's is float64;
+  over an episode the two stay within ~1e-6)."""
+
+  goal_position = 0.5
+  force = 0.001
+
+  def __init__(self, max_episode_steps: int = 200):
+    super().__init__(max_episode_steps)
+
+  def step(self, state: State, action) -> Step:
+    push = tf.cast(action, tf.float32) - 1.0  # action 0, 1, 2: left, none, right
+    next_state, terminated = self._roll(
+        state, lambda position: push * self.force + tf.cos(3 * position) * (-self.gravity))
+    return self._step(next_state, -tf.ones_like(terminated, tf.float32), terminated)
+
+
+class MountainCarContinuous(_Hill):
   """gymnasium's MountainCarContinuous-v0: force = action clipped to [-1, 1]
   times power 0.0015, gravity 0.0025 cos(3 position), speed clipped to 0.07,
   position to [-1.2, 0.6] with the velocity zeroed against the left wall;
@@ -264,39 +283,19 @@ class MountainCarContinuous:
 
   min_action = -1.0
   max_action = 1.0
-  min_position = -1.2
-  max_position = 0.6
-  max_speed = 0.07
   goal_position = 0.45
-  goal_velocity = 0.0
   power = 0.0015
 
   def __init__(self, max_episode_steps: int = 999):
-    self.max_episode_steps = max_episode_steps
-
-  def reset(self, seed, batch_size: int) -> State:
-    position = _uniform(seed, [batch_size], -0.6, -0.4)
-    physics = tf.stack([position, tf.zeros_like(position)], -1)
-    return {"physics": physics, "steps": tf.zeros([batch_size], tf.int32)}
-
-  def observe(self, state: State) -> tf.Tensor:
-    return state["physics"]
+    super().__init__(max_episode_steps)
 
   def step(self, state: State, action) -> Step:
-    position, velocity = tf.unstack(state["physics"], axis=-1)
     action = action[..., 0]
     force = tf.clip_by_value(action, self.min_action, self.max_action)
-    velocity = velocity + (force * self.power - 0.0025 * tf.cos(3 * position))
-    velocity = tf.clip_by_value(velocity, -self.max_speed, self.max_speed)
-    position = tf.clip_by_value(position + velocity, self.min_position, self.max_position)
-    velocity = tf.where((position == self.min_position) & (velocity < 0), tf.zeros_like(velocity),
-                        velocity)
-    terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
+    next_state, terminated = self._roll(
+        state, lambda position: force * self.power - self.gravity * tf.cos(3 * position))
     reward = tf.where(terminated, 100.0, 0.0) - tf.square(action) * 0.1
-    steps = state["steps"] + 1
-    physics = tf.stack([position, velocity], -1)
-    return Step({"physics": physics, "steps": steps}, physics, reward, terminated,
-                steps >= self.max_episode_steps)
+    return self._step(next_state, reward, terminated)
 
 
 def angle_normalize(x):
