@@ -91,6 +91,23 @@ def test_different_config_on_existing_run_is_refused(tmp_path):
   assert sorted(os.listdir(root)) == listing
 
 
+def test_a_run_of_an_older_run_format_is_refused_before_anything_is_written(tmp_path):
+  """A config.gin without the run-format line (tfrl before format 2, whose
+  replay checkpoints hold another table layout) is one error, not a resume."""
+  root = str(tmp_path / "run")
+  run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE)
+  config_path = os.path.join(root, "config.gin")
+  with open(config_path) as f:
+    first, rest = f.read().split("\n", 1)
+  assert first == "# tfrl run format: 2"
+  with open(config_path, "w") as f:
+    f.write(rest)
+  before = {name: os.path.getmtime(os.path.join(root, name)) for name in os.listdir(root)}
+  with pytest.raises(ConfigError, match="run format 1; this one reads format 2"):
+    run(root, ["reinforce_cartpole.gin"], TINY_REINFORCE)
+  assert {name: os.path.getmtime(os.path.join(root, name)) for name in os.listdir(root)} == before
+
+
 def test_non_empty_foreign_directory_is_refused(tmp_path):
   (tmp_path / "notes.txt").write_text("mine")
   with pytest.raises(ConfigError, match="not empty"):

@@ -33,7 +33,8 @@ import tqdm
 from tfrl.train import faults
 from tfrl.train.checkpoints import PolicyExport, RunCheckpoint
 from tfrl.train.logger import EpochLogger, ScalarEvents, format_summary
-from tfrl.train.run_dir import CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write, check_run_dir
+from tfrl.train.run_dir import (CONFIG_FILE, PROGRESS_FILE, ProgressCsv, atomic_write,
+                                check_run_dir, with_run_format)
 
 # The first columns of progress.csv; the evaluation's and training
 # episodes' spread and the agent's diagnostics (policy_loss, approx_kl,
@@ -386,7 +387,7 @@ def open_run_dir(root_dir: str, agent, tracked: dict) -> RunCheckpoint:
     run_checkpoint.restore()
   os.makedirs(root_dir, exist_ok=True)
   if not resuming:
-    atomic_write(os.path.join(root_dir, CONFIG_FILE), config)
+    atomic_write(os.path.join(root_dir, CONFIG_FILE), with_run_format(config))
   return run_checkpoint
 
 

@@ -14,6 +14,11 @@ from tfrl.errors import ConfigError
 
 CONFIG_FILE = "config.gin"
 PROGRESS_FILE = "progress.csv"
+# What a run directory's checkpoints hold, as config.gin's first line says;
+# a directory without the line is format 1. Format 2: uniform replay tables
+# hold packed windows (tfrl.replay.packing).
+RUN_FORMAT = 2
+FORMAT_PREFIX = "# tfrl run format: "
 
 
 def atomic_write(path: str, text: str):
@@ -28,8 +33,9 @@ def atomic_write(path: str, text: str):
 def check_run_dir(root_dir: str, config: str) -> bool:
   """Validates `root_dir` for a run with `config`; True if it holds a run to resume.
 
-  Writes nothing. Refuses a path that is a file, an unwritable folder, or a
-  run made with a different config.
+  Writes nothing. Refuses a path that is a file, an unwritable folder, a run
+  of another run format (an older tfrl's checkpoints), or a run made with a
+  different config.
   """
   if os.path.exists(root_dir) and not os.path.isdir(root_dir):
     raise ConfigError(f"run directory {root_dir!r} exists and is not a directory")
@@ -46,10 +52,28 @@ def check_run_dir(root_dir: str, config: str) -> bool:
     return False
   with open(config_path) as f:
     saved = f.read()
+  found = run_format(saved)
+  if found != RUN_FORMAT:
+    raise ConfigError(f"run directory {root_dir!r} was written by another tfrl version (run "
+                      f"format {found}; this one reads format {RUN_FORMAT}), so its checkpoints "
+                      "cannot be resumed here; choose a new --root_dir")
   if _normalized(saved) != _normalized(config):
     raise ConfigError(f"run directory {root_dir!r} holds a run with a different config; "
                       "resume it with the same gin files/bindings or choose a new --root_dir")
   return True
+
+
+def with_run_format(config: str) -> str:
+  """config.gin's text: the run format line, then the operative config."""
+  return f"{FORMAT_PREFIX}{RUN_FORMAT}\n{config}"
+
+
+def run_format(saved_config: str) -> int:
+  """The run format a config.gin declares (1 when it declares none)."""
+  first = saved_config.split("\n", 1)[0]
+  if first.startswith(FORMAT_PREFIX) and first[len(FORMAT_PREFIX):].strip().isdigit():
+    return int(first[len(FORMAT_PREFIX):])
+  return 1
 
 
 def _normalized(config: str) -> List[str]:
