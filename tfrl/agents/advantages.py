@@ -29,7 +29,7 @@ def generalized_advantage_estimation(rewards, values, next_values, discounts, va
   boundary step's observation for an episode's last transition).
   """
   valid = tf.cast(valid, rewards.dtype)
-  deltas = (rewards + gamma * discounts * next_values - values) * valid
+  deltas = _td_errors(rewards, values, next_values, discounts, valid, gamma)
   return _backward(deltas, gamma * lambda_ * discounts * valid)
 
 
@@ -49,11 +49,17 @@ def advantages_and_returns(rewards, values, next_values, discounts, valid,
   decay only, so they run side by side. Element for element what
   `generalized_advantage_estimation` and `td_lambda_returns` give."""
   valid = tf.cast(valid, rewards.dtype)
-  deltas = (rewards + gamma * discounts * next_values - values) * valid
+  deltas = _td_errors(rewards, values, next_values, discounts, valid, gamma)
   decays = tf.stack([gamma * gae_lambda * discounts * valid,
                      gamma * value_lambda * discounts * valid], axis=1)    # [T, 2, ...]
   both = _backward(tf.stack([deltas, deltas], axis=1), decays)
   return both[:, 0], (both[:, 1] + values) * valid
+
+
+def _td_errors(rewards, values, next_values, discounts, valid, gamma: float):
+  """delta_t = r_t + gamma * d_t * V(s_{t+1}) - V(s_t), 0 on boundary steps
+  (`valid` already in the rewards' dtype)."""
+  return (rewards + gamma * discounts * next_values - values) * valid
 
 
 def _backward(deltas, decays):

@@ -204,10 +204,6 @@ class TransitionReplay:
     """`samples_per_insert` given: sampling and inserting are held to that
     ratio of items (Reverb's SampleToInsertRatio, within `error_buffer`
     samples) instead of sampling freely once `min_size` is reached."""
-    if self.prioritized:
-      signature = tensor_spec.add_outer_dim(data_spec, self.sequence_length)
-    else:
-      signature = self._packed_spec(data_spec, num_envs)
     sampler = (reverb.selectors.Prioritized(self.priority_exponent) if self.prioritized
                else reverb.selectors.Uniform())
     per_item = self.envs_per_item(num_envs)
@@ -221,10 +217,13 @@ class TransitionReplay:
         remover=reverb.selectors.Fifo(),
         max_size=-(-self.capacity // per_item),
         rate_limiter=rate_limiter,
-        signature=signature)]
+        signature=self._item_spec(data_spec, num_envs))]
 
-  def _packed_spec(self, data_spec, num_envs: int) -> tf.TensorSpec:
-    """A uniform item: one batch step's windows of every env, packed."""
+  def _item_spec(self, data_spec, num_envs: int):
+    """An item: prioritized, one env's window of `data_spec`; uniform, one
+    batch step's windows of every env, packed into one uint8 column."""
+    if self.prioritized:
+      return tensor_spec.add_outer_dim(data_spec, self.sequence_length)
     layout = PackedLayout(data_spec, self.sequence_length)
     return tf.TensorSpec([1, num_envs, layout.window_bytes], tf.uint8)
 
@@ -260,7 +259,7 @@ class TransitionReplay:
     if self.prioritized:
       if num_batches is not None:
         raise ValueError("prioritized replay samples one batch at a time")
-      signature = tensor_spec.add_outer_dim(data_spec, self.sequence_length)
+      signature = self._item_spec(data_spec, num_envs)
       ds = reverb.TrajectoryDataset(
           server_address=address, table=self.table_name,
           dtypes=tf.nest.map_structure(lambda s: s.dtype, signature),
@@ -273,7 +272,7 @@ class TransitionReplay:
     num_batches = num_batches or 1
     items = -(-batch_size // num_envs) * num_batches
     windows = batch_size * num_batches
-    packed = self._packed_spec(data_spec, num_envs)
+    packed = self._item_spec(data_spec, num_envs)
     ds = reverb.TrajectoryDataset(
         server_address=address, table=self.table_name, dtypes=packed.dtype, shapes=packed.shape,
         max_in_flight_samples_per_worker=min(items, 1024), rate_limiter_timeout_ms=timeout_ms)
