@@ -242,6 +242,13 @@ def test_server_killed_and_restarted_from_its_checkpoint(tmp_path):
     assert int(progress[-1]["train_steps"]) == 300
     # Collection went on after the restart: more inserts than the checkpoint held.
     assert state()["transitions"][1] > checkpointed["transitions"][1]
+    # Actors report every few seconds; a learner that finishes sooner than
+    # that after the restart leaves them no report yet: wait (bounded) for one.
+    reports_after = lambda i: actor_reports(
+        text(f"actor_{i}").split(f"actor {i} reconnected to {address}")[-1])
+    deadline = time.time() + 60
+    while not (reports_after(0) and reports_after(1)) and time.time() < deadline:
+      time.sleep(0.5)
     for i in (0, 1):
       actor_log = text(f"actor_{i}")
       # Each actor noticed the lost server, reconnected, and then wrote chunks
