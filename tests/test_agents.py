@@ -319,3 +319,23 @@ def test_factories_take_the_array_specs_an_environment_gives(factory, env_id):
   batched = tf.nest.map_structure(lambda x: tf.constant(np.asarray(x)[None]), time_step)
   action = agent.policy.action(batched).action
   assert action.shape[0] == 1
+
+
+def test_minibatch_steps_visit_each_epoch_in_disjoint_parts_and_stop_when_told():
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  agent = tfrl.agents.ppo(*_specs(env))
+  batch = dict(advantage=tf.range(10, dtype=tf.float32), index=tf.range(10))
+
+  def record(part, seen):
+    seen = tf.concat([seen, part["index"][None]], axis=0)
+    return seen, tf.shape(seen)[0] >= 5   # stop after the fifth part
+
+  # pylint: disable=protected-access
+  parts = agent._minibatch_steps(batch, 2, 3, lambda p, s: (record(p, s)[0], tf.constant(False)),
+                                 tf.zeros([0, 3], tf.int32)).numpy()
+  assert parts.shape == (6, 3)   # 2 epochs x 3 parts of 10 // 3, the rest dropped
+  for epoch in (parts[:3], parts[3:]):
+    assert len(set(epoch.ravel())) == 9, "an epoch's parts overlap"
+  assert not np.array_equal(parts[:3], parts[3:]), "every epoch draws its own order"
+  stopped = agent._minibatch_steps(batch, 2, 3, record, tf.zeros([0, 3], tf.int32))
+  assert stopped.shape[0] == 5

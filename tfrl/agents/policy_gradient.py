@@ -109,20 +109,33 @@ class PolicyGradientAgent(tf_agent.TFAgent):
     values, _ = _call_network(self._value_net, observation, training)
     return values
 
-  def _minibatches(self, batch, num_minibatches: int):
-    """`batch` shuffled and cut into `num_minibatches` equal parts (rest dropped):
-    a [num_minibatches, size] index tensor and a function gathering part i."""
+  def _minibatch_steps(self, batch, epochs: int, num_minibatches: int, step, carry):
+    """`step(part, carry) -> (carry, stop)` on `epochs` shuffled passes of
+    `batch` cut into `num_minibatches` equal parts (rest dropped), one part
+    after another, until `stop` (a bool tensor) is True; returns the carry.
+    One tf.while_loop over epochs x minibatches, with every epoch's order
+    drawn up front, so the graph needs no autograph (its conversion was
+    about half of tracing the train function)."""
     n = tf.shape(batch["advantage"])[0]
     size = tf.maximum(n // num_minibatches, 1)
-    indices = tf.reshape(tf.random.shuffle(tf.range(n))[:size * num_minibatches],
-                         [num_minibatches, size])
-    return lambda i: tf.nest.map_structure(lambda x: tf.gather(x, indices[i]), batch)
+    order = tf.argsort(tf.random.uniform([epochs, n]), axis=1)[:, :size * num_minibatches]
+    order = tf.reshape(order, [epochs * num_minibatches, size])
+
+    def body(k, _, carry):
+      part = tf.nest.map_structure(lambda x: tf.gather(x, order[k]), batch)
+      carry, stop = step(part, carry)
+      return k + 1, stop, carry
+
+    _, _, carry = tf.while_loop(lambda k, stop, _: tf.logical_and(
+        k < epochs * num_minibatches, tf.logical_not(stop)), body,
+                                (tf.constant(0), tf.constant(False), carry))
+    return carry
 
   # -- training --------------------------------------------------------------
 
-  # A tf.function of its own so the updates' tf.range loops are converted
-  # (autograph) even when the caller's tf.function has autograph off.
-  @tf.function(reduce_retracing=True)
+  # A tf.function of its own, so agent.train is a graph when called eagerly;
+  # its loops are written as tf.while_loop / tf.cond: no autograph.
+  @tf.function(reduce_retracing=True, autograph=False)
   def _train(self, experience, weights=None):
     del weights  # on-policy: every collected step counts once
     batch = self._prepare_batch(experience)
@@ -169,16 +182,16 @@ class PolicyGradientAgent(tf_agent.TFAgent):
   def _update_value(self, batch) -> tf.Tensor:
     """`value_epochs` passes of mean-squared-error regression onto the targets."""
     variables = self._value_net.trainable_variables
-    loss = tf.constant(0.0)
-    for _ in tf.range(self._value_epochs):
-      minibatch = self._minibatches(batch, self._value_minibatches)
-      for i in tf.range(self._value_minibatches):
-        part = minibatch(i)
-        with tf.GradientTape() as tape:
-          loss = tf.reduce_mean(tf.square(self._values(part["observation"], training=True)
-                                          - part["value_target"]))
-        self._value_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    return loss
+
+    def step(part, _):
+      with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(self._values(part["observation"], training=True)
+                                        - part["value_target"]))
+      self._value_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+      return loss, tf.constant(False)
+
+    return self._minibatch_steps(batch, self._value_epochs, self._value_minibatches, step,
+                                 tf.constant(0.0))
 
   def _update_policy(self, batch) -> Dict[str, tf.Tensor]:
     raise NotImplementedError

@@ -57,22 +57,24 @@ class PpoAgent(PolicyGradientAgent):
   def _update_policy(self, batch):
     variables = self._actor_net.trainable_variables
     _, info = self._losses(batch)   # before any step: the reported figures' baseline
-    steps = tf.constant(0)
-    stop = tf.constant(False)
-    for _ in tf.range(self._num_epochs):
-      minibatch = self._minibatches(batch, self._num_minibatches)
-      for i in tf.range(self._num_minibatches):
-        with tf.GradientTape() as tape:
-          loss, info = self._losses(minibatch(i))
-        # Spinning Up's early stopping: the policy moved far enough from
-        # the one that collected the data.
-        if info["approx_kl"] > self._max_kl:
-          stop = tf.constant(True)
-          break
-        self._policy_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        steps += 1
-      if stop:
-        break
+
+    def step(part, carry):
+      steps, _ = carry
+      with tf.GradientTape() as tape:
+        loss, info = self._losses(part)
+      # Spinning Up's early stopping: the policy moved far enough from the
+      # one that collected the data (this minibatch's step is not taken).
+      stop = info["approx_kl"] > self._max_kl
+      gradients = tape.gradient(loss, variables)
+
+      def apply():
+        self._policy_optimizer.apply_gradients(zip(gradients, variables))
+        return steps + 1
+
+      return (tf.cond(stop, lambda: steps, apply), info), stop
+
+    steps, info = self._minibatch_steps(batch, self._num_epochs, self._num_minibatches, step,
+                                        (tf.constant(0), info))
     return dict(info, policy_steps=steps)
 
 

@@ -27,20 +27,18 @@ def conjugate_gradient(matrix_vector_product: Callable[[tf.Tensor], tf.Tensor], 
                        iterations: int = 10, residual_tolerance: float = 1e-10) -> tf.Tensor:
   """Approximately solves A x = b for symmetric positive-definite A, given only
   v -> A v. Exact after n iterations for an n x n matrix (in exact arithmetic)."""
-  x = tf.zeros_like(b)
-  residual = b
-  direction = b
-  residual_norm = tf.reduce_sum(residual * residual)
-  for _ in tf.range(iterations):
-    if residual_norm < residual_tolerance:
-      break
+  def body(i, x, residual, direction, residual_norm):
     product = matrix_vector_product(direction)
     alpha = residual_norm / (tf.reduce_sum(direction * product) + 1e-12)
     x += alpha * direction
     residual -= alpha * product
     new_norm = tf.reduce_sum(residual * residual)
-    direction = residual + (new_norm / residual_norm) * direction
-    residual_norm = new_norm
+    return i + 1, x, residual, residual + (new_norm / residual_norm) * direction, new_norm
+
+  unsolved = lambda i, x, residual, direction, residual_norm: tf.logical_and(
+      i < iterations, residual_norm >= residual_tolerance)
+  _, x, _, _, _ = tf.while_loop(unsolved, body, (tf.constant(0), tf.zeros_like(b), b, b,
+                                                 tf.reduce_sum(b * b)))
   return x
 
 
@@ -101,18 +99,23 @@ class TrpoAgent(PolicyGradientAgent):
     step_size = tf.sqrt(2.0 * self._max_kl /
                         (tf.reduce_sum(direction * fisher_vector_product(direction)) + 1e-8))
     old_params = _flat(variables)
-    accepted_at = tf.constant(-1)
-    surrogate, kl = surrogate_old, tf.constant(0.0)
-    for j in tf.range(self._backtrack_iters):
+
+    def backtrack(j, _, surrogate, kl):
       self._set_flat(old_params + self._backtrack_coeff ** tf.cast(j, tf.float32)
                      * step_size * direction)
       surrogate, kl = surrogate_and_kl()
-      if kl <= self._max_kl and surrogate >= surrogate_old:
-        accepted_at = j
-        break
-    if accepted_at < 0:
-      self._set_flat(old_params)
-      surrogate, kl = surrogate_old, tf.constant(0.0)
+      accepted = tf.logical_and(kl <= self._max_kl, surrogate >= surrogate_old)
+      return j + 1, tf.where(accepted, j, -1), surrogate, kl
+
+    searching = lambda j, accepted_at, *_: tf.logical_and(j < self._backtrack_iters,
+                                                          accepted_at < 0)
+    _, accepted_at, surrogate, kl = tf.while_loop(
+        searching, backtrack, (tf.constant(0), tf.constant(-1), surrogate_old, tf.constant(0.0)))
+    # No step accepted: back to the old parameters.
+    rejected = accepted_at < 0
+    self._set_flat(tf.where(rejected, old_params, _flat(variables)))
+    surrogate = tf.where(rejected, surrogate_old, surrogate)
+    kl = tf.where(rejected, 0.0, kl)
     return dict(policy_loss=-surrogate, kl=kl, backtrack_steps=accepted_at,
                 surrogate_improvement=surrogate - surrogate_old)
 
