@@ -5,6 +5,8 @@ r"""Learning benchmark: runs gin configs over seeds, prints a table.
       --seeds=0,1,2,3,4 --threshold=475
   python scripts/benchmarks/benchmark_learning.py --suite=agents    # the agent family
   python scripts/benchmarks/benchmark_learning.py --suite=rudder    # PPO with/without RUDDER, delayed rewards
+  python scripts/benchmarks/benchmark_learning.py --suite=mujoco --seeds=0,1,2 \
+      --sb3_python=/tmp/sb3venv/bin/python --sb3_torch_threads=1    # issue 17's budgets
 
 --threshold is one value for every config, or one per --gin_file in order.
 
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple, Optional, Tuple
 
 from absl import flags
 
@@ -44,7 +47,8 @@ flags.DEFINE_multi_string("gin_file", [], "Config(s) to benchmark; repeat for se
 flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied to every config.")
 _cli.define_int_list("seeds", [0, 1, 2, 3, 4], "Seeds.")
 flags.DEFINE_multi_float("threshold", [], "Return counted as solved (one, or one per config).")
-flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled"], "A preset list of configs with their thresholds.")
+flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled", "mujoco"],
+                  "A preset list of configs with their thresholds (mujoco: with budgets).")
 
 # Each config with the return counted as solved: a deterministic 10-episode
 # evaluation of >= 475 on CartPole-v1 (max 500), >= -200 on Pendulum-v1.
@@ -58,6 +62,28 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
                      ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)],
           # DQN's regular loop and the compiled one, same hyperparameters.
           "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)]}
+
+
+class Budget(NamedTuple):
+  """A suite run's length on both sides: `env_steps` (SB3's --max_steps), the
+  tfrl `bindings` that make it, and the env-step `marks` whose evaluation
+  returns (the evaluation nearest each) are compared."""
+  env_steps: int
+  bindings: Tuple[str, ...]
+  marks: Tuple[int, ...]
+
+
+# MuJoCo (issue 17), sized for 2 CPU cores: off-policy pairs 10k random steps
+# + 1800 iterations of 50 steps (evaluated every 10k), PPO 75 iterations of
+# 4000-step segments (evaluated every 5, i.e. 20k steps).
+_OFF_POLICY_100K = Budget(100_000, ("tfrl.train.train.num_iterations = 1800",),
+                          (20_000, 50_000, 100_000))
+_PPO_300K = Budget(300_000, ("tfrl.train.train.num_iterations = 75",
+                             "tfrl.train.train.eval_interval = 5"), (100_000, 200_000, 300_000))
+BUDGETS = {"sac_halfcheetah": _OFF_POLICY_100K, "td3_halfcheetah": _OFF_POLICY_100K,
+           "sac_hopper": _OFF_POLICY_100K, "td3_hopper": _OFF_POLICY_100K,
+           "ppo_halfcheetah": _PPO_300K, "ppo_hopper": _PPO_300K}
+SUITES["mujoco"] = [(f"{pair}.gin", None) for pair in BUDGETS]
 flags.DEFINE_string("out_dir", None, "Where runs go (default: a temp dir).")
 flags.DEFINE_string("sb3_python", None, "A Python with stable-baselines3, rl_zoo3 and "
                     "sb3-contrib: runs each config's SB3 twin after its tfrl run, seed by seed.")
@@ -86,6 +112,7 @@ SB3_TWINS = {"vpg_cartpole": ("a2c", "CartPole-v1", 475, None),
              "sac_halfcheetah": ("sac", "HalfCheetah-v5", None, "HalfCheetah-v4"),
              "sac_hopper": ("sac", "Hopper-v5", None, "Hopper-v4"),
              "td3_halfcheetah": ("td3", "HalfCheetah-v5", None, "HalfCheetah-v4"),
+             "td3_hopper": ("td3", "Hopper-v5", None, "Hopper-v4"),
              "ppo_halfcheetah": ("ppo", "HalfCheetah-v5", None, "HalfCheetah-v4"),
              "ppo_hopper": ("ppo", "Hopper-v5", None, "Hopper-v4")}
 
@@ -112,10 +139,19 @@ def median_gap(rows):
   return int(statistics.median(gaps)) if gaps else None
 
 
+def budget(gin_file) -> Optional[Budget]:
+  return BUDGETS.get(pair_name(gin_file)) if FLAGS.suite == "mujoco" else None
+
+
+def steps_per_s(env_steps, train_s):
+  return env_steps / train_s if train_s else None
+
+
 def run_one(gin_file, threshold, seed, out_dir):
   root = os.path.join(out_dir, f"{pair_name(gin_file)}-s{seed}")
   cmd = [sys.executable, TRAIN, f"--gin_file={gin_file}", f"--seed={seed}", f"--root_dir={root}"]
-  cmd += [f"--gin_bindings={b}" for b in FLAGS.gin_bindings]
+  bindings = list(budget(gin_file).bindings if budget(gin_file) else ()) + FLAGS.gin_bindings
+  cmd += [f"--gin_bindings={b}" for b in bindings]
   start = time.time()
   result = subprocess.run(cmd, capture_output=True, text=True)
   seconds = time.time() - start
@@ -131,7 +167,18 @@ def run_one(gin_file, threshold, seed, out_dir):
               steps_to=int(hit["env_steps"]) if hit else None,
               secs_to=float(hit["wall_s"]) if hit else None,
               train_s=float(rows[-1]["wall_s"]), process_s=seconds,
-              env_steps=int(rows[-1]["env_steps"]), eval_gap=median_gap(rows))
+              env_steps=int(rows[-1]["env_steps"]), eval_gap=median_gap(rows),
+              curve=[(int(r["env_steps"]), float(r["avg_return"])) for r in rows])
+
+
+def return_at(curve, mark):
+  """The return of the evaluation nearest env step `mark` (the later of two
+  as near). Nearest, not the first at or after: tfrl counts real transitions,
+  not the reset steps among an iteration's steps, so on tasks that terminate
+  (Hopper) its evaluations fall a little short of the round figures."""
+  if not curve:
+    return None
+  return min(reversed(curve), key=lambda point: abs(point[0] - mark))[1]
 
 
 def run_sb3(gin_file, threshold, seed, eval_every, out_dir):
@@ -145,7 +192,8 @@ def run_sb3(gin_file, threshold, seed, eval_every, out_dir):
          f"--eval_every={eval_every}"]
   cmd += [f"--threshold={threshold}"] if threshold is not None else []
   cmd += [f"--hyperparams_env={zoo_env}"] if zoo_env else []
-  cmd += [f"--max_steps={FLAGS.sb3_max_steps}"] if FLAGS.sb3_max_steps else []
+  max_steps = budget(gin_file).env_steps if budget(gin_file) else FLAGS.sb3_max_steps
+  cmd += [f"--max_steps={max_steps}"] if max_steps else []
   cmd += [f"--torch_threads={FLAGS.sb3_torch_threads}"] if FLAGS.sb3_torch_threads else []
   cmd += ["--stop_at_threshold"] if FLAGS.sb3_stop_at_threshold else []
   start = time.time()
@@ -157,10 +205,11 @@ def run_sb3(gin_file, threshold, seed, eval_every, out_dir):
   if result.returncode != 0 or not lines:
     return dict(config=gin_file, lib=lib, seed=seed, error=last_line(result.stderr))
   summary = json.loads(lines[-1])
+  curve = [(row["env_steps"], row["avg_return"]) for row in map(json.loads, lines[:-1])]
   return dict(config=gin_file, lib=lib, threshold=threshold, seed=seed, final=summary["final"],
               steps_to=summary["steps_to"], secs_to=summary["secs_to"],
               train_s=summary["train_s"], process_s=seconds, env_steps=summary["env_steps"],
-              eval_gap=eval_every)
+              eval_gap=eval_every, curve=curve)
 
 
 def last_line(text):
@@ -234,7 +283,39 @@ def print_row(r):
     return
   print(f"{r['config']:<28} {r['lib']:<20} {r['seed']:>4} {r['final']:>8.1f} "
         f"{fmt(r['steps_to'], '>12d')} {fmt(r['secs_to'], '>9.1f')} {r['train_s']:>8.1f} "
-        f"{r['process_s']:>9.1f} {r['env_steps']:>10d} {fmt(r['eval_gap'], '>8d')}", flush=True)
+        f"{r['process_s']:>9.1f} {r['env_steps']:>10d} {fmt(r['eval_gap'], '>8d')} "
+        f"{fmt(steps_per_s(r['env_steps'], r['train_s']), '>8.0f')}"
+        + "".join(f" {fmt(return_at(r['curve'], m), '>9.1f')}"
+                  for m in (budget(r["config"]).marks if budget(r["config"]) else ())),
+        flush=True)
+
+
+def print_marks(configs, results, libs):
+  """Per budgeted config and lib: median returns at its marks and median env
+  steps/s; with SB3 beside, the ratios tfrl/SB3."""
+  print()
+  print(f"{'config':<28} {'lib':<20} {'seeds':>5} {'med steps/s':>11} {'ratio':>6}  "
+        "median return at the marks (env steps)")
+  for gin_file, _ in configs:
+    plan = budget(gin_file)
+    if plan is None:
+      continue
+    speeds = {}
+    for lib in libs(gin_file):
+      ok = [r for r in results if r["config"] == gin_file and r["lib"] == lib and "error" not in r]
+      if not ok:
+        continue
+      speeds[lib] = median([dict(s=steps_per_s(r["env_steps"], r["train_s"])) for r in ok], "s")
+      at = []
+      for m in plan.marks:
+        returns = [return_at(r["curve"], m) for r in ok]
+        returns = [x for x in returns if x is not None]
+        at.append(f"{m // 1000}k: {fmt(statistics.median(returns) if returns else None, '.1f')}")
+      speed_ratio = ratio(speeds.get("tfrl"), speeds[lib]) if lib != "tfrl" else None
+      print(f"{gin_file:<28} {lib:<20} {len(ok):>5} {fmt(speeds[lib], '>11.0f')} "
+            f"{fmt(speed_ratio, '>6.2f')}  " + ", ".join(at))
+  print("steps/s: env steps over training seconds (updates and evaluations included); "
+        "ratio: tfrl's median over SB3's.")
 
 
 def main(argv):
@@ -251,8 +332,10 @@ def main(argv):
         print(f"{gin_file}: no SB3 twin (SB3_TWINS), tfrl only")
   check_configs([gin_file for gin_file, _ in configs])
   out_dir = FLAGS.out_dir or tempfile.mkdtemp(prefix="tfrl-bench-")
+  marks = sorted({m for gin_file, _ in configs if budget(gin_file) for m in budget(gin_file).marks})
   print(f"{'config':<28} {'lib':<20} {'seed':>4} {'final':>8} {'steps_to_thr':>12} "
-        f"{'s_to_thr':>9} {'train_s':>8} {'process_s':>9} {'env_steps':>10} {'eval_gap':>8}")
+        f"{'s_to_thr':>9} {'train_s':>8} {'process_s':>9} {'env_steps':>10} {'eval_gap':>8} "
+        f"{'steps/s':>8}" + ("  returns at the pair's marks" if marks else ""))
   results = []
   # Seed-major: the configs of one seed run back to back (each tfrl run
   # followed by its SB3 twin), so a machine that gets busier or quieter during
@@ -290,6 +373,8 @@ def main(argv):
             f"{fmt(median(reached, 'secs_to'), '>8.1f')} {median(ok, 'train_s'):>11.1f}")
   print("reached: evaluations that hit the threshold at least once; medians of steps and "
         "seconds to the threshold are over those seeds.")
+  if marks:
+    print_marks(configs, results, libs)
   if twins:
     print()
     print(f"{'config':<28} {'sb3':<20} {'reached tfrl/sb3':>16} {'s_to tfrl':>9} {'s_to sb3':>8} "
