@@ -18,9 +18,11 @@ from typing import Dict, Optional
 import tensorflow as tf
 from tf_agents.agents import tf_agent
 from tf_agents.policies import actor_policy
+from tf_agents.specs import tensor_spec
 
 from tfrl.agents.advantages import advantages_and_returns, by_episode, normalize
-from tfrl.networks import actor_network, value_network
+from tfrl.errors import ConfigError
+from tfrl.networks import actor_network, gsde, observation_preprocessing, value_network
 from tfrl.networks.normalization import ObservationNormalizer
 
 
@@ -28,19 +30,33 @@ def actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                              value_fc_layer_params, activation: str,
                              init_action_stddev: Optional[float] = None,
                              normalize_observations: bool = False,
-                             conv_layer_params=None):
+                             conv_layer_params=None, sde_sample_freq: Optional[int] = None):
   """The family's two networks: a stochastic actor pi(a|s) and V(s); with
   `normalize_observations`, the running normalizer both see their inputs through;
   with `conv_layer_params`, each its own conv layers of that shape first
-  (no shared torso: the two are trained by separate optimizers)."""
+  (no shared torso: the two are trained by separate optimizers). With
+  `sde_sample_freq` (continuous actions), the actor is gSDE's
+  (`tfrl.networks.gsde`; `init_action_stddev`, default 1, is then each
+  exploration-matrix entry's starting standard deviation) and the agent
+  collects with `GsdeCollectPolicy`."""
   normalizer = (ObservationNormalizer(time_step_spec.observation) if normalize_observations
                 else None)
-  return dict(actor_net=actor_network(time_step_spec.observation, action_spec,
-                                      actor_fc_layer_params, activation, init_action_stddev,
-                                      conv_layer_params),
+  if sde_sample_freq is None:
+    actor = actor_network(time_step_spec.observation, action_spec, actor_fc_layer_params,
+                          activation, init_action_stddev, conv_layer_params)
+  elif not tensor_spec.is_continuous(action_spec):
+    raise ConfigError("sde_sample_freq (gSDE) needs continuous actions; "
+                      f"this environment's are {action_spec.dtype.name}")
+  else:
+    actor = gsde.GsdeActorNetwork(
+        time_step_spec.observation, action_spec, actor_fc_layer_params,
+        tf.keras.activations.get(activation), init_action_stddev or 1.0,
+        observation_preprocessing(time_step_spec.observation),
+        tuple(tuple(layer) for layer in conv_layer_params) if conv_layer_params else None)
+  return dict(actor_net=actor,
               value_net=value_network(time_step_spec.observation, value_fc_layer_params,
                                       activation, conv_layer_params),
-              observation_normalizer=normalizer)
+              observation_normalizer=normalizer, sde_sample_freq=sde_sample_freq)
 
 
 class NormalizingActorPolicy(actor_policy.ActorPolicy):
@@ -70,6 +86,7 @@ class PolicyGradientAgent(tf_agent.TFAgent):
                normalize_advantages: bool = True,
                train_step: Optional[tf.Variable] = None,
                observation_normalizer: Optional[ObservationNormalizer] = None,
+               sde_sample_freq: Optional[int] = None,
                name: str = "PolicyGradientAgent"):
     actor_net.create_variables(time_step_spec.observation)
     value_net.create_variables(time_step_spec.observation)
@@ -91,7 +108,9 @@ class PolicyGradientAgent(tf_agent.TFAgent):
     policy = NormalizingActorPolicy(time_step_spec, action_spec, actor_network=actor_net,
                                     observation_normalizer=observation_normalizer,
                                     clip=False, training=False)
-    super().__init__(time_step_spec, action_spec, policy=policy, collect_policy=policy,
+    collect_policy = policy if sde_sample_freq is None else gsde.GsdeCollectPolicy(
+        time_step_spec, action_spec, actor_net, sde_sample_freq, observation_normalizer)
+    super().__init__(time_step_spec, action_spec, policy=policy, collect_policy=collect_policy,
                      train_sequence_length=None,
                      train_step_counter=(train_step if train_step is not None else
                                          tf.Variable(0, dtype=tf.int64, name="train_step")))

@@ -99,7 +99,8 @@ def ppo(time_step_spec,
         gae_lambda: Fraction = 0.97,
         entropy_coef: NonNegativeFloat = 0.0,
         init_action_stddev: Optional[PositiveFloat] = None,
-        normalize_observations: bool = False):
+        normalize_observations: bool = False,
+        sde_sample_freq: Optional[Count] = None):
   """Spinning Up's defaults: clip 0.2, target_kl 0.01, 80 full-batch policy
   steps at 3e-4 and 80 value steps at 1e-3, gamma 0.99, lambda 0.97, 64-64
   tanh networks. `target_kl=None` turns early stopping off;
@@ -109,14 +110,18 @@ def ppo(time_step_spec,
   `normalize: true` for MuJoCo; Spinning Up does without). Pixels:
   `conv_layer_params` (e.g. `%tfrl.networks.NATURE_DQN_CONV`) puts conv
   layers in front of both networks' fully connected ones; uint8 frames are
-  scaled into [0, 1] inside them; `activation` applies to the conv layers too."""
+  scaled into [0, 1] inside them; `activation` applies to the conv layers too.
+  `sde_sample_freq=N` (continuous actions): gSDE exploration, a noise matrix
+  per env redrawn every N steps (SB3's `use_sde`, `sde_sample_freq`; see
+  `tfrl.networks.gsde`)."""
   decay = learning_rate_decay_steps
   train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
   return PpoAgent(
       time_step_spec, action_spec,
       **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                                  value_fc_layer_params, activation, init_action_stddev,
-                                 normalize_observations, conv_layer_params),
+                                 normalize_observations, conv_layer_params,
+                                 sde_sample_freq),
       policy_optimizer=adam(policy_learning_rate, decay, train_step),
       value_optimizer=adam(value_learning_rate, decay, train_step),
       clip_ratio=clip_ratio, target_kl=target_kl, num_epochs=num_epochs,
