@@ -49,13 +49,14 @@ def test_normalizer_trains_resumes_and_is_exported(tmp_path):
               "tfrl.train.train.collect_episodes_per_iteration = 2",
               "tfrl.agents.ppo.num_epochs = 2", "tfrl.agents.ppo.value_epochs = 2",
               "tfrl.agents.ppo.normalize_observations = True",
+              "tfrl.replay.EpisodeReplay.segment_steps = 100",
               "tfrl.envs.load.max_episode_steps = 50"]
   root = str(tmp_path / "run")
   config.parse_config(["ppo_pendulum.gin"], bindings)
   first = Capture()
   tfrl.train.train(root, hooks=[first], log=lambda _: None)
   count = first.at_end[0]
-  assert count > 99  # 2 iterations x 2 episodes x 50 steps were added
+  assert count > 199  # 2 iterations x 100 steps were added
   config.parse_config(["ppo_pendulum.gin"], bindings)
   again = Capture()
   tfrl.train.train(root, hooks=[again], log=lambda _: None)  # a finished run, restored
