@@ -64,9 +64,11 @@ def counting_env_id():
 class CountingFramesEnv(gym.Env):
   """CountingEnv's story as 6x6 uint8 frames: pixel (0, 0) = env id, (0, 1) =
   episode, (0, 2) = step, the rest noise from the env's seed. Episode k of
-  env e lasts 1 + (e + k) % 5 steps (shorter and longer than a 4-stack)."""
+  env e lasts shortest + (e + k) % 5 steps (by default shorter and longer
+  than a 4-stack)."""
 
-  def __init__(self, size: int = 6):
+  def __init__(self, size: int = 6, shortest: int = 1):
+    self.shortest = shortest
     self.observation_space = gym.spaces.Box(0, 255, (size, size), np.uint8)
     self.action_space = gym.spaces.Discrete(2)
     self.env_id, self.episode, self.t = 0, -1, 0
@@ -81,7 +83,7 @@ class CountingFramesEnv(gym.Env):
 
   def step(self, action):
     self.t += 1
-    terminated = self.t >= 1 + (self.env_id + self.episode) % 5
+    terminated = self.t >= self.shortest + (self.env_id + self.episode) % 5
     return self._frame(), float(self.t), terminated, False, {}
 
   def _frame(self):
@@ -90,9 +92,10 @@ class CountingFramesEnv(gym.Env):
     return frame
 
 
-def stacked_counting_frames(frame_stack: int = 4, padding_type: str = "zero", size: int = 6):
+def stacked_counting_frames(frame_stack: int = 4, padding_type: str = "zero", size: int = 6,
+                            shortest: int = 1):
   """CountingFramesEnv stacked as tfrl's Atari frames are: channels last, zero-padded."""
-  env = gym.wrappers.FrameStackObservation(CountingFramesEnv(size), frame_stack,
+  env = gym.wrappers.FrameStackObservation(CountingFramesEnv(size, shortest), frame_stack,
                                            padding_type=padding_type)
   return gym.wrappers.TransformObservation(
       env, lambda obs: np.ascontiguousarray(np.moveaxis(obs, 0, -1)),

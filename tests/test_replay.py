@@ -1,5 +1,6 @@
 """tfrl.replay and tfrl.drivers: what the envs produce is what Reverb holds."""
 
+import os
 import threading
 
 import numpy as np
@@ -449,3 +450,32 @@ def test_frame_stack_refuses_what_is_not_a_zero_padded_stack(counting_env_id, co
   with pytest.raises(tfrl.ConfigError, match="frame_stack is for uniform replay"):
     replay.TransitionReplay(prioritized=True, frame_stack=4)
   server.close()
+
+
+def checkpoint_bytes(server) -> int:
+  """The size of a Reverb checkpoint of the server's tables (its chunks as
+  the server holds them, compressed, each once, and the items)."""
+  path = server.checkpoint()
+  return sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path))
+
+
+@pytest.mark.parametrize("frame_stack,most_bytes", [(None, None), (4, 1.1)])
+def test_bytes_per_stored_transition(counting_frames_env_id, frame_stack, most_bytes):
+  """84x84 frames of noise (incompressible; no episode ends, so no
+  zero-padded stacks): with frame_stack a transition
+  costs at most 1.1 frames (7056 bytes) of checkpoint; stored whole, each
+  frame is in 2 observations of 4 frames."""
+  transitions = replay.TransitionReplay(capacity=1000, min_size=1, frame_stack=frame_stack)
+  env, policy, server = make(counting_frames_env_id, 2, transitions,
+                             env_kwargs=dict(size=84, shortest=1000))
+  with server, transitions.adder(server.client, 2) as adder:
+    empty = checkpoint_bytes(server)
+    drivers.Driver(env, policy, observers=[adder]).run_steps(2 * 101)
+    stored = transitions.num_items(server.client) * 2
+    assert stored == 200
+    per_transition = (checkpoint_bytes(server) - empty) / stored / (84 * 84)
+  if most_bytes is None:
+    assert per_transition > 7.9  # obs and next_obs of 4 frames each
+  else:
+    assert per_transition <= most_bytes
+  print(f"frame_stack {frame_stack}: {per_transition:.4f} frames per transition")
