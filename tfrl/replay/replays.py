@@ -86,6 +86,10 @@ class EpisodeReplay:
         rate_limiter=reverb.rate_limiters.MinSize(1),
         signature=signature)]
 
+  def check(self, data_spec) -> None:
+    """Any data spec's episodes can be stored."""
+    del data_spec
+
   def adder(self, client: reverb.Client, num_envs: int):
     if self.segment_steps is not None:
       return SegmentAdder(client, self.table_name, num_envs)
