@@ -190,9 +190,12 @@ class Atari:
     env = gym.wrappers.FrameStackObservation(env, self.frame_stack,
                                              padding_type=self.stack_padding)
     size = self.screen_size
-    return gym.wrappers.TransformObservation(
+    env = gym.wrappers.TransformObservation(
         env, _channels_last,
         gym.spaces.Box(0, 255, (size, size, self.frame_stack), np.uint8))
+    # A render per agent step: the console's 60 frames/s, skipped (real-time videos).
+    env.metadata = dict(env.metadata, render_fps=60 / self.frame_skip)
+    return env
 
 
 @gin.configurable(module="tfrl.envs")
