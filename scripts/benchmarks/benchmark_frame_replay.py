@@ -18,14 +18,18 @@ Then:
   x frame     the same over one uint8 frame (84 * 84 = 7056 bytes);
   RSS B/tr    the process's resident memory growth during collection per
               transition (the embedded server's chunks and items, plus
-              allocator noise; --transitions large makes it dominant);
+              allocator noise; --transitions large makes it dominant); each
+              row runs in a process of its own, so no row reuses another's
+              freed memory;
   ms/batch    sampling --batch_size windows through `dataset` (num_batches
               100 per read: what DQN's train function reads), the stacks
               rebuilt — median over 5 reads.
 """
 
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -43,6 +47,8 @@ flags.DEFINE_integer("transitions", 10_000, "Transitions stored per measurement.
 flags.DEFINE_integer("num_envs", 1, "Envs collecting.", lower_bound=1)
 flags.DEFINE_integer("flush_every", 4, "Steps per env between flushes.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 32, "Windows per sampled batch.", lower_bound=1)
+flags.DEFINE_bool("one_row", False, "Measure the first env and layout only, printing JSON "
+                  "(how each row runs in its own process).")
 
 
 NOISE_ID = "tfrl-bench/NoiseFrames-v0"
@@ -126,10 +132,24 @@ def measure(env_id: str, layout: str) -> dict:
               ms=statistics.median(times))
 
 
+def measure_in_child(env_id: str, layout: str) -> dict:
+  args = [sys.executable, os.path.abspath(__file__), "--one_row", f"--envs={env_id}",
+          f"--layouts={layout}", f"--transitions={FLAGS.transitions}",
+          f"--num_envs={FLAGS.num_envs}", f"--flush_every={FLAGS.flush_every}",
+          f"--batch_size={FLAGS.batch_size}"]
+  result = subprocess.run(args, capture_output=True, text=True, check=False)
+  if result.returncode:
+    sys.exit(f"{env_id} {layout}: {result.stderr.strip().splitlines()[-1:]}")
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def main(argv):
   del argv
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  rows = [(env_id, layout, measure(env_id, layout))
+  if FLAGS.one_row:
+    print(json.dumps(measure(FLAGS.envs[0], FLAGS.layouts[0])))
+    return
+  rows = [(env_id, layout, measure_in_child(env_id, layout))
           for env_id in FLAGS.envs for layout in FLAGS.layouts]
   print(f"\nreplay of stacked 84x84x4 frames: {FLAGS.num_envs} env(s), random policy, flush "
         f"every {FLAGS.flush_every} steps, batch {FLAGS.batch_size}; "

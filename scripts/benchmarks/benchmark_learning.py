@@ -5,6 +5,7 @@ r"""Learning benchmark: runs gin configs over seeds, prints a table.
       --seeds=0,1,2,3,4 --threshold=475
   python scripts/benchmarks/benchmark_learning.py --suite=agents    # the agent family
   python scripts/benchmarks/benchmark_learning.py --suite=rudder    # PPO with/without RUDDER, delayed rewards
+  python scripts/benchmarks/benchmark_learning.py --suite=pixels --seeds=0,1,2  # Atari/MinAtar at 100k steps
 
 --threshold is one value for every config, or one per --gin_file in order.
 
@@ -44,7 +45,9 @@ flags.DEFINE_multi_string("gin_file", [], "Config(s) to benchmark; repeat for se
 flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied to every config.")
 _cli.define_int_list("seeds", [0, 1, 2, 3, 4], "Seeds.")
 flags.DEFINE_multi_float("threshold", [], "Return counted as solved (one, or one per config).")
-flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled"], "A preset list of configs with their thresholds.")
+flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled", "pixels"],
+                  "A preset list of configs with their thresholds.")
+BENCHMARK_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 # Each config with the return counted as solved: a deterministic 10-episode
 # evaluation of >= 475 on CartPole-v1 (max 500), >= -200 on Pendulum-v1.
@@ -57,7 +60,11 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
           "rudder": [("ppo_coin.gin", 24), ("rudder_ppo_coin.gin", 24),
                      ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)],
           # DQN's regular loop and the compiled one, same hyperparameters.
-          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)]}
+          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)],
+          # Pixels at 100k env steps (Atari 100k; run --seeds=0,1,2 on a quiet machine):
+          # returns at the step marks, no threshold.
+          "pixels": [(os.path.join(BENCHMARK_CONFIGS, "ppo_pong_100k.gin"), None),
+                     (os.path.join(BENCHMARK_CONFIGS, "dqn_minatar_breakout_100k.gin"), None)]}
 flags.DEFINE_string("out_dir", None, "Where runs go (default: a temp dir).")
 flags.DEFINE_string("sb3_python", None, "A Python with stable-baselines3, rl_zoo3 and "
                     "sb3-contrib: runs each config's SB3 twin after its tfrl run, seed by seed.")
