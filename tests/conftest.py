@@ -45,8 +45,11 @@ class CountingEnv(gym.Env):
 
   def step(self, action):
     self.t += 1
-    terminated = self.t >= 2 + (self.env_id + self.episode) % 3
+    terminated = self.t >= self._length()
     return self._obs(), float(self.t), terminated, False, {}
+
+  def _length(self):
+    return 2 + (self.env_id + self.episode) % 3
 
   def _obs(self):
     return np.array([self.env_id, self.episode, self.t], dtype=np.float32)
@@ -61,32 +64,21 @@ def counting_env_id():
   return "tfrl-test/Counting-v0"
 
 
-class CountingFramesEnv(gym.Env):
+class CountingFramesEnv(CountingEnv):
   """CountingEnv's story as 6x6 uint8 frames: pixel (0, 0) = env id, (0, 1) =
   episode, (0, 2) = step, the rest noise from the env's seed. Episode k of
   env e lasts shortest + (e + k) % 5 steps (by default shorter and longer
   than a 4-stack)."""
 
   def __init__(self, size: int = 6, shortest: int = 1):
+    super().__init__()
     self.shortest = shortest
     self.observation_space = gym.spaces.Box(0, 255, (size, size), np.uint8)
-    self.action_space = gym.spaces.Discrete(2)
-    self.env_id, self.episode, self.t = 0, -1, 0
 
-  def reset(self, *, seed=None, options=None):
-    super().reset(seed=seed)
-    if seed is not None:
-      self.env_id = seed
-    self.episode += 1
-    self.t = 0
-    return self._frame(), {}
+  def _length(self):
+    return self.shortest + (self.env_id + self.episode) % 5
 
-  def step(self, action):
-    self.t += 1
-    terminated = self.t >= self.shortest + (self.env_id + self.episode) % 5
-    return self._frame(), float(self.t), terminated, False, {}
-
-  def _frame(self):
+  def _obs(self):
     frame = self.np_random.integers(0, 256, self.observation_space.shape, dtype=np.uint8)
     frame[0, :3] = (self.env_id, self.episode, self.t)
     return frame
