@@ -7,6 +7,11 @@ of one chunk, so a uniform transition sample costs a few microseconds. The
 layout is a function of the data spec alone: every field's bytes, in
 `tf.nest.flatten` order, step after step of the window. Unpacking is exact
 for any numeric or bool dtype.
+
+`FrameStackLayout` packs a step with only the newest frame of a stacked
+observation; an item then spans several appended steps (shared between
+overlapping items, so each frame is stored once) and `stack_frames`
+rebuilds the stacks when read.
 """
 
 import numpy as np
