@@ -7,8 +7,12 @@ r"""Runs a run directory's saved greedy policy and reports returns and lengths.
 The policy is loaded with tf-agents' policy_loader from RUN_DIR/policies
 (the SavedModel train.py writes, with the variables of the latest evaluation
 or of --checkpoint ITERATION): no tfrl training code is involved. The
-environment is the one RUN_DIR/config.gin names. With --video, frames are
-rendered off-screen (rgb_array) and written as an mp4 with imageio; if
+environment is the one RUN_DIR/config.gin names, built with the run's
+bindings (its env family's settings, e.g. tfrl.envs.Atari.*, and load's
+env_kwargs) as an evaluation env: Atari's whole games and raw scores. With
+--video, frames are the env's own rgb_array renders (Atari: the raw screen,
+not the preprocessed frames the policy sees), are
+rendered off-screen and written as an mp4 with imageio; if
 rendering needs an X display and there is none, a virtual one is started
 with pyvirtualdisplay (Xvfb). Without --video the episodes are shown in a
 window unless --norender is given or no display exists.
@@ -61,6 +65,20 @@ def env_id_of(run_dir: str) -> str:
   return match.group(1)
 
 
+def apply_run_bindings(run_dir: str) -> None:
+  """Parses RUN_DIR/config.gin (the run's operative config) into gin, so the
+  env is built with the settings it was trained with; configurables this
+  tfrl does not have are skipped."""
+  import gin  # pylint: disable=import-outside-toplevel
+  from tfrl.train.config import one_line_gin_error  # pylint: disable=import-outside-toplevel
+  gin.clear_config()
+  try:
+    gin.parse_config_file(os.path.join(run_dir, "config.gin"), skip_unknown=True)
+  except (ValueError, SyntaxError, KeyError, TypeError, IOError) as e:
+    gin.clear_config()
+    raise UsageError(f"{run_dir!r}: config.gin does not parse: {one_line_gin_error(e)}") from None
+
+
 def policy_paths(run_dir: str, iteration: Optional[int]):
   saved_model = os.path.join(run_dir, POLICY_DIR, "saved_model")
   if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
@@ -92,6 +110,7 @@ def run(args) -> List[float]:
   from tf_agents.policies import policy_loader  # pylint: disable=import-outside-toplevel
 
   tfrl.envs.check_env_id(env_id)  # before the (slower) policy load
+  apply_run_bindings(args.run_dir)
   try:
     policy = policy_loader.load(saved_model, checkpoint)
   except Exception as e:  # pylint: disable=broad-except  (any failure here is a damaged file)

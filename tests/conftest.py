@@ -45,8 +45,11 @@ class CountingEnv(gym.Env):
 
   def step(self, action):
     self.t += 1
-    terminated = self.t >= 2 + (self.env_id + self.episode) % 3
+    terminated = self.t >= self._length()
     return self._obs(), float(self.t), terminated, False, {}
+
+  def _length(self):
+    return 2 + (self.env_id + self.episode) % 3
 
   def _obs(self):
     return np.array([self.env_id, self.episode, self.t], dtype=np.float32)
@@ -59,3 +62,42 @@ if "tfrl-test/Counting-v0" not in gym.registry:
 @pytest.fixture
 def counting_env_id():
   return "tfrl-test/Counting-v0"
+
+
+class CountingFramesEnv(CountingEnv):
+  """CountingEnv's story as 6x6 uint8 frames: pixel (0, 0) = env id, (0, 1) =
+  episode, (0, 2) = step, the rest noise from the env's seed. Episode k of
+  env e lasts shortest + (e + k) % 5 steps (by default shorter and longer
+  than a 4-stack)."""
+
+  def __init__(self, size: int = 6, shortest: int = 1):
+    super().__init__()
+    self.shortest = shortest
+    self.observation_space = gym.spaces.Box(0, 255, (size, size), np.uint8)
+
+  def _length(self):
+    return self.shortest + (self.env_id + self.episode) % 5
+
+  def _obs(self):
+    frame = self.np_random.integers(0, 256, self.observation_space.shape, dtype=np.uint8)
+    frame[0, :3] = (self.env_id, self.episode, self.t)
+    return frame
+
+
+def stacked_counting_frames(frame_stack: int = 4, padding_type: str = "zero", size: int = 6,
+                            shortest: int = 1):
+  """CountingFramesEnv stacked as tfrl's Atari frames are: channels last, zero-padded."""
+  env = gym.wrappers.FrameStackObservation(CountingFramesEnv(size, shortest), frame_stack,
+                                           padding_type=padding_type)
+  return gym.wrappers.TransformObservation(
+      env, lambda obs: np.ascontiguousarray(np.moveaxis(obs, 0, -1)),
+      gym.spaces.Box(0, 255, (size, size, frame_stack), np.uint8))
+
+
+if "tfrl-test/CountingFrames-v0" not in gym.registry:
+  gym.register("tfrl-test/CountingFrames-v0", entry_point=stacked_counting_frames)
+
+
+@pytest.fixture
+def counting_frames_env_id():
+  return "tfrl-test/CountingFrames-v0"

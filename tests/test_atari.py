@@ -5,9 +5,15 @@ on the raw ALE env (Dopamine's and gymnasium's AtariPreprocessing logic; SB3's
 episodic life and fire reset), frame for frame and reward for reward.
 """
 
+import os
+import re
+import subprocess
+import sys
+
 import cv2
 import gin
 import gymnasium as gym
+import imageio
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,7 +24,10 @@ from tf_agents.trajectories import time_step as ts
 import tfrl
 from tfrl import envs
 from tfrl.errors import ConfigError
+from tfrl.train import config
 from test_envs import without_module
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 STEPS = 300
 
@@ -372,3 +381,34 @@ def test_the_train_loop_evaluates_on_whole_games_with_raw_scores():
     assert gym.wrappers.AtariPreprocessing in evaluation
   finally:
     parts.close()
+
+
+# -- the ready file through the loop, and its video ------------------------
+
+def test_dqn_atari_trains_on_frame_replay_and_its_video_is_the_raw_screen(tmp_path):
+  """dqn_atari.gin at a tiny budget: the frame replay feeds the Nature-CNN
+  DQN (finite losses), the run evaluates, checkpoints its replay and exports
+  the policy; test_policy.py replays it with the run's Atari settings (here
+  a 400-frame game, which ends evaluation episodes by ~100 steps; Pong's
+  own games last longer) and records the raw 210x160 RGB screen."""
+  root = str(tmp_path / "run")
+  config.parse_config(["dqn_atari.gin"], [
+      "tfrl.envs.Atari.max_episode_frames = 400", "tfrl.train.train.initial_collect_steps = 64",
+      "tfrl.replay.TransitionReplay.min_size = 32", "tfrl.replay.TransitionReplay.capacity = 1000",
+      "tfrl.train.train.num_iterations = 6", "tfrl.train.train.eval_interval = 3",
+      "tfrl.train.train.checkpoint_interval = 3", "tfrl.train.train.num_eval_episodes = 1",
+      "tfrl.train.train.eval_num_envs = 1"])
+  row = tfrl.train.train(root, log=lambda _: None)
+  assert np.isfinite(float(row["loss"])) and int(row["train_steps"]) == 6
+  assert float(row["eval_length"]) <= 110
+  assert os.listdir(os.path.join(root, "replay_checkpoints"))
+  video = str(tmp_path / "pong.mp4")
+  env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+  result = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "test_policy.py"), root,
+                           "-n", "1", "--video", video], capture_output=True, text=True,
+                          timeout=300, env=env)
+  assert result.returncode == 0, result.stderr
+  length = int(re.search(r"^episode 0: return [-\d.]+, length (\d+)$", result.stdout, re.M)[1])
+  assert length <= 110
+  frames = [frame for frame in imageio.get_reader(video)]
+  assert len(frames) == length + 1 and frames[0].shape == (210, 160, 3)

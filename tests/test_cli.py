@@ -86,6 +86,8 @@ def copy_of(run, tmp_path):
      "dqn needs discrete actions"),
     (["--gin_file=envs/cartpole.gin", "--gin_file=agents/sac.gin"],
      "sac needs continuous actions"),
+    (["--gin_file=dqn_cartpole.gin", "--gin_bindings=tfrl.replay.TransitionReplay.frame_stack=4"],
+     "tfrl.replay.TransitionReplay.frame_stack = 4 needs observations of uint8 frames"),
     (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.env_id='LunarLander-v3'"],
      "needs Box2D: pip install box2d"),
     (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.compiled=True"],

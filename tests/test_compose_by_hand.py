@@ -75,3 +75,15 @@ def test_context_managers_close_the_server_and_adders_quietly(tmp_path):
   assert done.returncode == 0 and "read 1 row" in done.stdout, done.stderr[-3000:]
   for noise in ("Writer-object deleted", "Socket closed"):
     assert noise not in done.stderr, done.stderr[-3000:]
+
+
+def test_video_frames_are_uint8_and_small_renders_enlarged():
+  from tfrl.experiments.episodes import video_frame  # pylint: disable=import-outside-toplevel
+  minatar = np.zeros((10, 10, 3))
+  minatar[2, 3] = (1.0, 0.5, 0.0)
+  frame = video_frame(minatar)
+  assert frame.dtype == np.uint8 and frame.shape == (160, 160, 3)
+  np.testing.assert_array_equal(frame[32:48, 48:64], np.broadcast_to([255, 128, 0], (16, 16, 3)))
+  assert not frame[:32].any() and not frame[48:].any()
+  atari = np.random.default_rng(0).integers(0, 256, (210, 160, 3), dtype=np.uint8)
+  np.testing.assert_array_equal(video_frame(atari), atari)

@@ -92,6 +92,14 @@ def test_routine_reverb_lines_are_dropped_and_the_rest_passes():
   out, held = reverb_logs.drop_routine(held + sampler[4:40])
   assert (out, held) == (b"", sampler[:40])
   assert reverb_logs.drop_routine(held + sampler[40:]) == (b"", b"")
+  # TF's lines at the first XLA compilation, whole in a read, go too.
+  xla = (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+         b"I0000 00:00:1796139662.296277     425 device_compiler.h:186] Compiled cluster using "
+         b"XLA!  This line is logged at most once for the lifetime of the process.\n"
+         b"2026-12-01 15:41:02.300569: E external/local_xla/xla/stream_executor/"
+         b"stream_executor_internal.h:177] SetPriority unimplemented for this stream.\n")
+  assert reverb_logs.drop_routine(b"a\n" + xla + b"E0000 real XLA error\n") == (
+      b"a\nE0000 real XLA error\n", b"")
   # Nothing is held back at the end.
   assert reverb_logs.drop_routine(b"[reverb/cc/x.cc:1] cut", final=True) == (
       b"[reverb/cc/x.cc:1] cut", b"")

@@ -1,5 +1,6 @@
 """tfrl.replay and tfrl.drivers: what the envs produce is what Reverb holds."""
 
+import os
 import threading
 
 import numpy as np
@@ -373,3 +374,108 @@ def test_uniform_batches_come_stacked_and_mix_items(counting_env_id):
   assert any((counts != 4).any() for counts in per_env)
   adder.close()
   server.close()
+
+
+# -- stacked frames stored once (TransitionReplay.frame_stack) ---------------
+
+def windows_of(recorded, length: int):
+  """Every env's `length`-step windows of the recorded batch steps (a list of
+  batched Trajectories), as {bytes of the window's fields: window}."""
+  windows = {}
+  for env in range(len(recorded[0].step_type)):
+    for t in range(len(recorded) - length + 1):
+      window = [tf.nest.map_structure(lambda x, e=env: np.asarray(x[e]), recorded[t + i])
+                for i in range(length)]
+      stacked = tf.nest.map_structure(lambda *xs: np.stack(xs), *window)
+      windows[b"".join(np.ascontiguousarray(x).tobytes() for x in tf.nest.flatten(stacked))] = stacked
+  return windows
+
+
+def test_stack_frames_zeroes_the_frames_before_each_episode():
+  # Steps of one stream: frames 1..6, an episode starting at step 3.
+  frames = tf.constant(np.arange(1, 7, dtype=np.uint8).reshape(1, 6, 1))
+  step_type = tf.constant([[1, 1, 2, 0, 1, 1]])
+  stacks = replay.packing.stack_frames(frames, step_type, 3).numpy()[0, :, 0]
+  np.testing.assert_array_equal(stacks, [[1, 2, 3], [0, 0, 4], [0, 4, 5], [4, 5, 6]])
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_stacked_frames_sampled_are_the_frames_the_envs_produced(counting_frames_env_id,
+                                                                 num_envs):
+  """Each step stores its newest frame only; what is sampled must be, field
+  for field, windows the envs produced: FrameStackObservation's own stacks,
+  zero-padded at every episode start (episodes of 1-5 steps), none reaching
+  back across the driver's reset, every one of them sampled."""
+  transitions = replay.TransitionReplay(capacity=1000, min_size=1, frame_stack=4)
+  env, policy, server = make(counting_frames_env_id, num_envs, transitions)
+  adder = transitions.adder(server.client, num_envs)
+  assert isinstance(adder, replay.adders.FrameStackAdder)
+  before, after = [], []
+  recording = [before]
+  driver = drivers.Driver(env, policy, observers=[adder, lambda traj: recording[0].append(traj)])
+  driver.run_steps(num_envs * 30)
+  driver.reset()
+  recording[0] = after
+  driver.run_steps(num_envs * 12)
+  expected = {**windows_of(before, 2), **windows_of(after, 2)}
+  assert transitions.num_items(server.client) * num_envs == len(expected) == 40 * num_envs
+  seen = set()
+  for experience, weights in transitions.dataset(server.address, batch_size=24,
+                                                 num_envs=num_envs, num_batches=10,
+                                                 data_spec=policy.trajectory_spec).take(8):
+    assert experience.observation.shape == (10, 24, 2, 6, 6, 4)
+    flat = tf.nest.map_structure(lambda x: x.numpy().reshape((240,) + tuple(x.shape[2:])),
+                                 experience)
+    for i, weight in enumerate(weights.numpy().reshape(-1)):
+      window = tf.nest.map_structure(lambda x, i=i: x[i], flat)
+      key = b"".join(np.ascontiguousarray(x).tobytes() for x in tf.nest.flatten(window))
+      assert key in expected, f"sampled window {i} is no window the envs produced"
+      assert weight == float(window.step_type[0] != ts.StepType.LAST)
+      seen.add(key)
+  assert seen == set(expected)
+  adder.close()
+  server.close()
+
+
+def test_frame_stack_refuses_what_is_not_a_zero_padded_stack(counting_env_id, counting_frames_env_id):
+  transitions = replay.TransitionReplay(capacity=100, min_size=1, frame_stack=4)
+  env, policy, _ = make(counting_env_id, 1, replay.TransitionReplay())
+  with pytest.raises(tfrl.ConfigError, match=r"frame_stack = 4 needs observations of uint8 frames"
+                                             r".*are float32 \[3\]"):
+    transitions.check(policy.trajectory_spec)
+  env, policy, server = make(counting_frames_env_id, 1, transitions,
+                             env_kwargs=dict(padding_type="reset"))
+  with pytest.raises(tfrl.ConfigError, match="a FIRST step's older frames are not zero"):
+    drivers.Driver(env, policy, observers=[transitions.adder(server.client, 1)]).run_steps(3)
+  with pytest.raises(tfrl.ConfigError, match="frame_stack is for uniform replay"):
+    replay.TransitionReplay(prioritized=True, frame_stack=4)
+  server.close()
+
+
+def checkpoint_bytes(server) -> int:
+  """The size of a Reverb checkpoint of the server's tables (its chunks as
+  the server holds them, compressed, each once, and the items)."""
+  path = server.checkpoint()
+  return sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path))
+
+
+@pytest.mark.parametrize("frame_stack,most_bytes", [(None, None), (4, 1.1)])
+def test_bytes_per_stored_transition(counting_frames_env_id, frame_stack, most_bytes):
+  """84x84 frames of noise (incompressible; no episode ends, so no
+  zero-padded stacks): with frame_stack a transition
+  costs at most 1.1 frames (7056 bytes) of checkpoint; stored whole, each
+  frame is in 2 observations of 4 frames."""
+  transitions = replay.TransitionReplay(capacity=1000, min_size=1, frame_stack=frame_stack)
+  env, policy, server = make(counting_frames_env_id, 2, transitions,
+                             env_kwargs=dict(size=84, shortest=1000))
+  with server, transitions.adder(server.client, 2) as adder:
+    empty = checkpoint_bytes(server)
+    drivers.Driver(env, policy, observers=[adder]).run_steps(2 * 101)
+    stored = transitions.num_items(server.client) * 2
+    assert stored == 200
+    per_transition = (checkpoint_bytes(server) - empty) / stored / (84 * 84)
+  if most_bytes is None:
+    assert per_transition > 7.9  # obs and next_obs of 4 frames each
+  else:
+    assert per_transition <= most_bytes
+  print(f"frame_stack {frame_stack}: {per_transition:.4f} frames per transition")

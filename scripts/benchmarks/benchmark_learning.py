@@ -7,6 +7,7 @@ r"""Learning benchmark: runs gin configs over seeds, prints a table.
   python scripts/benchmarks/benchmark_learning.py --suite=rudder    # PPO with/without RUDDER, delayed rewards
   python scripts/benchmarks/benchmark_learning.py --suite=mujoco --seeds=0,1,2 \
       --sb3_python=/tmp/sb3venv/bin/python --sb3_torch_threads=1    # issue 17's budgets
+  python scripts/benchmarks/benchmark_learning.py --suite=pixels --seeds=0,1,2  # Atari/MinAtar at 100k steps
 
 --threshold is one value for every config, or one per --gin_file in order.
 
@@ -47,8 +48,10 @@ flags.DEFINE_multi_string("gin_file", [], "Config(s) to benchmark; repeat for se
 flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied to every config.")
 _cli.define_int_list("seeds", [0, 1, 2, 3, 4], "Seeds.")
 flags.DEFINE_multi_float("threshold", [], "Return counted as solved (one, or one per config).")
-flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled", "mujoco"],
-                  "A preset list of configs with their thresholds (mujoco: with budgets).")
+flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled", "mujoco", "pixels"],
+                  "A preset list of configs with their thresholds (mujoco, pixels: with "
+                  "budgets and step marks).")
+BENCHMARK_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 # Each config with the return counted as solved: a deterministic 10-episode
 # evaluation of >= 475 on CartPole-v1 (max 500), >= -200 on Pendulum-v1.
@@ -61,7 +64,11 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
           "rudder": [("ppo_coin.gin", 24), ("rudder_ppo_coin.gin", 24),
                      ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)],
           # DQN's regular loop and the compiled one, same hyperparameters.
-          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)]}
+          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)],
+          # Pixels at 100k env steps (Atari 100k; run --seeds=0,1,2 on a quiet machine):
+          # returns at the step marks, no threshold.
+          "pixels": [(os.path.join(BENCHMARK_CONFIGS, "ppo_pong_100k.gin"), None),
+                     (os.path.join(BENCHMARK_CONFIGS, "dqn_minatar_breakout_100k.gin"), None)]}
 
 
 class Budget(NamedTuple):
@@ -84,6 +91,9 @@ BUDGETS = {"sac_halfcheetah": _OFF_POLICY_100K, "td3_halfcheetah": _OFF_POLICY_1
            "sac_hopper": _OFF_POLICY_100K, "td3_hopper": _OFF_POLICY_100K,
            "ppo_halfcheetah": _PPO_300K, "ppo_hopper": _PPO_300K}
 SUITES["mujoco"] = [(f"{pair}.gin", None) for pair in BUDGETS]
+# Pixels: the budgets are in the configs themselves (scripts/benchmarks/configs/).
+_PIXELS_100K = Budget(100_000, (), (20_000, 50_000, 100_000))
+BUDGETS.update(ppo_pong_100k=_PIXELS_100K, dqn_minatar_breakout_100k=_PIXELS_100K)
 flags.DEFINE_string("out_dir", None, "Where runs go (default: a temp dir).")
 flags.DEFINE_string("sb3_python", None, "A Python with stable-baselines3, rl_zoo3 and "
                     "sb3-contrib: runs each config's SB3 twin after its tfrl run, seed by seed.")
@@ -140,7 +150,7 @@ def median_gap(rows):
 
 
 def budget(gin_file) -> Optional[Budget]:
-  return BUDGETS.get(pair_name(gin_file)) if FLAGS.suite == "mujoco" else None
+  return BUDGETS.get(pair_name(gin_file)) if FLAGS.suite in ("mujoco", "pixels") else None
 
 
 def steps_per_s(env_steps, train_s):

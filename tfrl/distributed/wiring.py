@@ -57,7 +57,9 @@ def build_agent(config: RunConfig, env=None):
       return build_agent(config, env)
     finally:
       env.close()
-  return config.agent_fn(*tensor_specs(env))
+  agent = config.agent_fn(*tensor_specs(env))
+  config.replay.check(agent.collect_data_spec)
+  return agent
 
 
 def tagged_data_spec(data_spec: trajectory_lib.Trajectory) -> trajectory_lib.Trajectory:

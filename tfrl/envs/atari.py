@@ -40,7 +40,8 @@ STACK_PADDINGS = ("zero", "reset")
 # What the base ALE env is given by `Atari` itself; env_kwargs may not set them.
 _ATARI_OWN_KWARGS = {"frameskip": "frame_skip",
                      "repeat_action_probability": "repeat_action_probability",
-                     "full_action_space": "full_action_space"}
+                     "full_action_space": "full_action_space",
+                     "max_num_frames_per_episode": "max_episode_frames"}
 
 
 def register_atari() -> None:
@@ -148,6 +149,10 @@ class Atari:
   repeat_action_probability: Fraction = 0.25
   full_action_space: bool = False
   stack_padding: str = "zero"
+  # ALE's own cut, in emulator frames (the v5 ids' 108,000 = 27,000 agent
+  # steps, 30 minutes of play): what ends a greedy policy's game that stalls
+  # (Breakout's ball waits for FIRE after a lost life).
+  max_episode_frames: Count = 108_000
 
   def __post_init__(self):
     _check_fields(self)
@@ -169,7 +174,8 @@ class Atari:
     # frameskip=1: AtariPreprocessing skips (and max-pools) itself; the v5
     # ids' own frameskip=4 would skip 16 frames per step.
     env = gym.make(env_id, frameskip=1, repeat_action_probability=self.repeat_action_probability,
-                   full_action_space=self.full_action_space, **kwargs)
+                   full_action_space=self.full_action_space,
+                   max_num_frames_per_episode=self.max_episode_frames, **kwargs)
     env = gym.wrappers.AtariPreprocessing(
         env, noop_max=self.noop_max, frame_skip=self.frame_skip, screen_size=self.screen_size,
         terminal_on_life_loss=False, grayscale_obs=True)
@@ -184,9 +190,12 @@ class Atari:
     env = gym.wrappers.FrameStackObservation(env, self.frame_stack,
                                              padding_type=self.stack_padding)
     size = self.screen_size
-    return gym.wrappers.TransformObservation(
+    env = gym.wrappers.TransformObservation(
         env, _channels_last,
         gym.spaces.Box(0, 255, (size, size, self.frame_stack), np.uint8))
+    # A render per agent step: the console's 60 frames/s, skipped (real-time videos).
+    env.metadata = dict(env.metadata, render_fps=60 / self.frame_skip)
+    return env
 
 
 @gin.configurable(module="tfrl.envs")

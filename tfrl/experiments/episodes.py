@@ -90,10 +90,29 @@ def run_episodes(env, policy, num_episodes: int, record: bool = False,
   return Episodes(returns, lengths, frames)
 
 
+# Renders smaller than this (MinAtar's 10x10) are scaled up, pixel for pixel.
+MIN_VIDEO_SIDE = 160
+
+
+def video_frame(frame: np.ndarray) -> np.ndarray:
+  """An rgb render as an H x W x 3 uint8 video frame: float renders in
+  [0, 1] (MinAtar's) scaled to 0-255; renders under MIN_VIDEO_SIDE pixels a
+  side enlarged by a whole factor, each pixel a block (no blur)."""
+  frame = np.asarray(frame)
+  if np.issubdtype(frame.dtype, np.floating):
+    frame = np.round(np.clip(frame, 0.0, 1.0) * 255)
+  frame = frame.astype(np.uint8)
+  factor = -(-MIN_VIDEO_SIDE // min(frame.shape[:2]))
+  if factor > 1:
+    frame = np.repeat(np.repeat(frame, factor, axis=0), factor, axis=1)
+  return frame
+
+
 def write_mp4(path: str, frames, fps: int = 30):
-  """Writes `frames` (H x W x 3 uint8) to `path` via imageio. Written beside
-  the target and renamed, so an interrupted write leaves an existing file intact."""
+  """Writes `frames` (rgb renders, see `video_frame`) to `path` via imageio.
+  Written beside the target and renamed, so an interrupted write leaves an
+  existing file intact."""
   import imageio  # pylint: disable=import-outside-toplevel
   tmp = f"{path}.tmp.mp4"
-  imageio.mimsave(tmp, frames, fps=fps, macro_block_size=1)
+  imageio.mimsave(tmp, [video_frame(frame) for frame in frames], fps=fps, macro_block_size=1)
   os.replace(tmp, path)

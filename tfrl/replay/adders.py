@@ -19,7 +19,8 @@ import tree
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory as trajectory_lib
 
-from tfrl.replay.packing import PackedLayout
+from tfrl.errors import ConfigError
+from tfrl.replay.packing import FrameStackLayout, PackedLayout
 
 BlockingCall = Callable[[Optional[int]], None]  # a writer call taking `timeout_ms`
 
@@ -298,3 +299,79 @@ class BatchSequenceAdder(_ClosedOnExit):
   def close(self):
     self._writer.close()
 
+
+
+class FrameStackAdder(_ClosedOnExit):
+  """`BatchSequenceAdder` for stacked-frame observations, each frame stored
+  once: every batch step appends one row per env holding its newest frame
+  and the other fields (`packing.FrameStackLayout`), and every item
+  references the last `frame_stack + sequence_length - 1` appended steps,
+  uint8 [item_steps, num_envs, row_bytes]. Overlapping items share those
+  steps' chunks, which the server stores once; the reader rebuilds the
+  stacks. A writer starts with `frame_stack - 1` all-zero steps (step type
+  FIRST, zero frames) so its first items have the steps they reference.
+
+  What makes dropping the older frames exact is checked as steps arrive:
+  a FIRST step's older frames are zero and every other step's are the
+  previous step's newer ones (gymnasium's zero-padded FrameStackObservation).
+  """
+
+  def __init__(self, client: reverb.Client, table_name: str, sequence_length: int,
+               frame_stack: int):
+    self._table = table_name
+    self._length = sequence_length
+    self._frame_stack = frame_stack
+    self._item_steps = frame_stack + sequence_length - 1
+    self._writer = client.trajectory_writer(num_keep_alive_refs=self._item_steps)
+    # Chunks of at most one item's steps: a sample decompresses at most two.
+    self._writer.configure((), num_keep_alive_refs=self._item_steps,
+                           max_chunk_length=self._item_steps)
+    self._steps_since_reset = 0
+    self._previous = None  # the last step's observations, [num_envs, ..., frame_stack]
+    self.items_written = 0
+    self.wait = wait_without_limit
+
+  def reset(self):
+    """The envs were reset: their next steps are FIRST, so older frames are masked."""
+    self._steps_since_reset = 0
+    self._previous = None
+
+  def __call__(self, traj: trajectory_lib.Trajectory):
+    observation = np.asarray(traj.observation)
+    num_envs = len(traj.step_type)
+    self._check_stacked(observation, np.asarray(traj.step_type))
+    row = FrameStackLayout.pack_step(traj, num_envs)
+    if self._writer.episode_steps == 0:
+      for _ in range(self._frame_stack - 1):
+        self._writer.append(np.zeros_like(row))
+    self._writer.append(row)
+    self._previous = observation
+    self._steps_since_reset += 1
+    if self._steps_since_reset >= self._length:
+      self._writer.create_item(self._table, 1.0, self._writer.history[-self._item_steps:])
+      self.items_written += 1
+
+  def _check_stacked(self, observation: np.ndarray, step_type: np.ndarray):
+    older = observation[..., :-1]
+    first = step_type == ts.StepType.FIRST
+    if self._previous is None and not first.all():
+      raise ConfigError("FrameStackAdder: the first step after a reset must be FIRST in every env")
+    for env in range(len(step_type)):
+      expected_zero = first[env]
+      if expected_zero:
+        fits = not older[env].any()
+      else:
+        fits = np.array_equal(older[env], self._previous[env][..., 1:])
+      if not fits:
+        what = ("a FIRST step's older frames are not zero" if expected_zero else
+                "a step's older frames are not the previous step's newer ones")
+        raise ConfigError(
+            f"tfrl.replay.TransitionReplay.frame_stack = {self._frame_stack}: env {env}'s "
+            f"observations are not zero-padded frame stacks ({what}); unbind frame_stack, "
+            "or stack frames with gymnasium's FrameStackObservation(padding_type='zero')")
+
+  def flush(self):
+    self.wait(lambda timeout_ms: self._writer.flush(timeout_ms=timeout_ms))
+
+  def close(self):
+    self._writer.close()

@@ -25,8 +25,9 @@ from tf_agents.trajectories import trajectory as trajectory_lib
 
 from tfrl.checks import Count, Fraction, NonNegativeFloat, Range, checked_arguments
 from tfrl.errors import ConfigError
-from tfrl.replay.adders import BatchSequenceAdder, EpisodeAdder, SegmentAdder, SequenceAdder
-from tfrl.replay.packing import PackedLayout
+from tfrl.replay.adders import (BatchSequenceAdder, EpisodeAdder, FrameStackAdder, SegmentAdder,
+                                SequenceAdder)
+from tfrl.replay.packing import FrameStackLayout, PackedLayout
 
 # Bounds on asking the server for its tables' sizes (Reverb's own default is no bound).
 SERVER_INFO_TIMEOUT_S = 5
@@ -84,6 +85,10 @@ class EpisodeReplay:
         max_times_sampled=1,
         rate_limiter=reverb.rate_limiters.MinSize(1),
         signature=signature)]
+
+  def check(self, data_spec) -> None:
+    """Any data spec's episodes can be stored."""
+    del data_spec
 
   def adder(self, client: reverb.Client, num_envs: int):
     if self.segment_steps is not None:
@@ -161,6 +166,17 @@ class TransitionReplay:
   (`BatchSequenceAdder`, fast); prioritized replay stores one item per env
   window (`SequenceAdder`) so each transition has its own priority.
   `capacity` and `min_size` count sequences either way.
+
+  `frame_stack` (uniform replay; default None: observations stored whole)
+  is for observations that are `frame_stack` uint8 frames stacked on the
+  last axis, zero-padded after a reset (Atari's: bind it where the env's
+  stack is set, `gin_configs/envs/atari_*.gin`): each step then stores its
+  newest frame only and items share their steps (`FrameStackAdder`), so a
+  frame is stored once instead of 2 x frame_stack times, and the stacks are
+  rebuilt when sampled. It is a knob rather than read off the spec because
+  a uint8 [H, W, k] spec does not say whether k is a stack (MinAtar's k
+  channels are not); the spec's shape is checked (`check`), and the adder
+  checks each step's frames against the previous step's.
   """
 
   on_policy = False
@@ -173,7 +189,11 @@ class TransitionReplay:
                prioritized: bool = False,
                priority_exponent: NonNegativeFloat = 0.6,
                importance_exponent: Fraction = 0.4,
-               table_name: str = "transitions"):
+               table_name: str = "transitions",
+               frame_stack: Optional[Annotated[int, Range(low=2)]] = None):
+    if frame_stack is not None and prioritized:
+      raise ConfigError("tfrl.replay.TransitionReplay.frame_stack is for uniform replay: "
+                        "unbind it or set prioritized = False")
     self.capacity = capacity
     self.sequence_length = sequence_length
     self.min_size = min_size
@@ -182,6 +202,18 @@ class TransitionReplay:
     self.importance_exponent = importance_exponent
     self.max_priority = 1.0
     self.table_name = table_name
+    self.frame_stack = frame_stack
+
+  def layout(self, data_spec):
+    """How uniform replay packs an item (`PackedLayout` or `FrameStackLayout`)."""
+    if self.frame_stack is None:
+      return PackedLayout(data_spec, self.sequence_length)
+    return FrameStackLayout(data_spec, self.sequence_length, self.frame_stack)
+
+  def check(self, data_spec) -> None:
+    """ConfigError if items of `data_spec` cannot be stored as these settings say."""
+    if not self.prioritized:
+      self.layout(data_spec)
 
   def envs_per_item(self, num_envs: int) -> int:
     """Uniform replay writes one item per batch step holding every env's window."""
@@ -221,16 +253,20 @@ class TransitionReplay:
 
   def _item_spec(self, data_spec, num_envs: int):
     """An item: prioritized, one env's window of `data_spec`; uniform, one
-    batch step's windows of every env, packed into one uint8 column."""
+    batch step's windows of every env, packed into one uint8 column: one
+    appended row of whole windows, or with `frame_stack` the steps the
+    windows span, a frame each."""
     if self.prioritized:
       return tensor_spec.add_outer_dim(data_spec, self.sequence_length)
-    layout = PackedLayout(data_spec, self.sequence_length)
-    return tf.TensorSpec([1, num_envs, layout.window_bytes], tf.uint8)
+    layout = self.layout(data_spec)
+    return tf.TensorSpec([layout.item_steps, num_envs, layout.row_bytes], tf.uint8)
 
   def adder(self, client: reverb.Client, num_envs: int):
     if self.prioritized:
       return SequenceAdder(client, self.table_name, num_envs, self.sequence_length,
                            priority_fn=lambda: self.max_priority)
+    if self.frame_stack is not None:
+      return FrameStackAdder(client, self.table_name, self.sequence_length, self.frame_stack)
     return BatchSequenceAdder(client, self.table_name, self.sequence_length)
 
   def dataset(self, address: str, batch_size: int, num_envs: int = 1,
@@ -267,7 +303,7 @@ class TransitionReplay:
           max_in_flight_samples_per_worker=2 * batch_size, rate_limiter_timeout_ms=timeout_ms)
       ds = ds.batch(batch_size, drop_remainder=True).map(lambda sample: (sample.data, sample.info))
       return ds.prefetch(1)
-    layout = PackedLayout(data_spec, self.sequence_length)
+    layout = self.layout(data_spec)
     stacked = num_batches is not None
     num_batches = num_batches or 1
     items = -(-batch_size // num_envs) * num_batches
@@ -278,7 +314,10 @@ class TransitionReplay:
         max_in_flight_samples_per_worker=min(items, 1024), rate_limiter_timeout_ms=timeout_ms)
 
     def to_batches(sample):
-      rows = tf.reshape(sample.data, [items * num_envs, layout.window_bytes])
+      data = sample.data  # [items, item_steps, num_envs, row_bytes]
+      if layout.item_steps > 1:
+        data = tf.transpose(data, [0, 2, 1, 3])
+      rows = tf.reshape(data, [items * num_envs, layout.window_bytes])
       if num_envs > 1:
         rows = tf.random.shuffle(rows)
       experience = layout.unpack(rows[:windows])

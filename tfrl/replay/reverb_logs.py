@@ -1,4 +1,5 @@
 """Reverb's routine log lines kept off the console; its warnings and errors still show.
+(Also TF's three lines at the first XLA compilation, `XLA_ROUTINE`.)
 
 Reverb (0.14) logs through its own minimal logger
 (reverb/cc/platform/default/logging.h): every REVERB_LOG line, INFO and ERROR
@@ -56,6 +57,17 @@ ROUTINE = (
 )
 _ROUTINE_LINE = re.compile(
     rb"\[reverb/cc/[\w./-]+:\d+\] +(?:" + "|".join(ROUTINE).encode() + rb")\r?\n")
+# TF 2.15's lines at a process's first XLA compilation (the frame replay's
+# stack rebuild runs under XLA in the dataset): absl and XLA log them past
+# TF_CPP_MIN_LOG_LEVEL. Dropped when a read holds them whole.
+XLA_ROUTINE = (
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+    r"I\d{4} [\d:.]+ +\d+ device_compiler\.h:\d+\] Compiled cluster using XLA!  This line is "
+    r"logged at most once for the lifetime of the process\.",
+    r"[\d-]+ [\d:.]+: E external/local_xla/xla/stream_executor/stream_executor_internal\.h:\d+\] "
+    r"SetPriority unimplemented for this stream\.",
+)
+_XLA_ROUTINE_LINE = re.compile(rb"(?m)^(?:" + "|".join(XLA_ROUTINE).encode() + rb")\r?\n")
 _MARKER = b"[reverb/cc/"
 _LONGEST_LINE = 1 << 16  # a held line longer than this is passed on as it is
 _DISABLE = "TFRL_REVERB_LOGS"
@@ -120,6 +132,7 @@ def drop_routine(data: bytes, final: bool = False):
   were glued onto stays on its line); a Reverb line still being written, or
   the start of one, is held for the next read. `final`: nothing more comes."""
   out = []
+  data = _XLA_ROUTINE_LINE.sub(b"", data)
   while data:
     start = data.find(_MARKER)
     if start < 0:

@@ -53,15 +53,20 @@ def parse_config(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None
 
 
 def undefined_macros():
-  """Macros the parsed config references (`%NAME`) but never defines."""
+  """Macros the parsed config references (`%NAME`) but never defines
+  (neither a macro nor a `gin.constant`, e.g. `%tfrl.networks.NATURE_DQN_CONV`)."""
   referenced = sorted(set(re.findall(r"%([A-Za-z_][\w./]*)", gin.config_str())))
-  undefined = []
-  for name in referenced:
+  return [name for name in referenced if not _defined(name)]
+
+
+def _defined(name: str) -> bool:
+  for query in (f"%{name}", name):  # a macro; a constant (gin queries those by bare name)
     try:
-      gin.query_parameter(f"%{name}")
+      gin.query_parameter(query)
+      return True
     except ValueError:
-      undefined.append(name)
-  return undefined
+      pass
+  return False
 
 
 def one_line_gin_error(e: BaseException) -> str:

@@ -58,6 +58,7 @@ def build_parts(config, num_envs: int) -> Parts:
   eval_env = envs.load(config.env_id, seed=config.seed + EVAL_SEED_OFFSET,
                        num_envs=config.eval_num_envs, training=False)
   agent = config.agent_fn(*tensor_specs(env))
+  config.replay.check(agent.collect_data_spec)  # before any run directory or server
   evaluator = Evaluator(eval_env, greedy_policy.GreedyPolicy(agent.policy),
                         config.num_eval_episodes)
   return Parts(env, eval_env, agent, evaluator)
