@@ -10,7 +10,7 @@ dashboard) and stopped at the end; with it the roles go onto that cluster
 (`auto`: the one this machine belongs to; `ray://head:10001`: through Ray
 Client). Every role's output reaches this console prefixed by its role.
 root_dir/learner is the learner's run directory, root_dir/reverb the server's
-checkpoints (and port). A role whose process dies is restarted by Ray and
+checkpoints (its port in root_dir/reverb.port). A role whose process dies is restarted by Ray and
 resumes (tfrl.distributed.ray.Placement.max_restarts; resources per role are
 the other Placement bindings). Exits 0 when the learner finishes, 1 if a role
 fails for good, 130 on Ctrl-C (every role stopped, the learner and server
@@ -39,7 +39,7 @@ flags.DEFINE_string("root_dir", None, "Where the learner's run and the server's 
 flags.DEFINE_string("address", None, "An existing Ray cluster: auto, ray://host:port or "
                     "host:port (default: a local Ray on loopback, for this run).")
 flags.DEFINE_integer("port", None, "Reverb port (default: a free one, then kept in "
-                     "root_dir/reverb/port). Reverb listens on all interfaces.", lower_bound=1,
+                     "root_dir/reverb.port). Reverb listens on all interfaces.", lower_bound=1,
                      upper_bound=65535)
 
 

@@ -13,8 +13,9 @@ import time
 import psutil
 import pytest
 import ray
+import reverb
 
-from test_distributed import DQN, PPO, check_followed_versions, rows
+from test_distributed import DQN, PPO, actor_reports, check_followed_versions, rows
 from tfrl.distributed import ray_launch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,13 +62,12 @@ def gone(pids):
   return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
 
 
+def checkpoints(directory):
+  return [d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))]
+
+
 def items_written(lines):
-  return [int(m.group(1)) for l in lines for m in [re.search(r"items_written=(\d+)", l)] if m]
-
-
-def reports(lines):
-  return [(int(m.group(1)), int(m.group(2))) for l in lines
-          for m in [re.search(r"items_written=(\d+) policy_version=(\d+)", l)] if m]
+  return [n for n, _ in actor_reports("\n".join(lines))]
 
 
 @pytest.mark.parametrize("agent", ["dqn", "ppo"])
@@ -84,12 +84,14 @@ def test_two_actors_and_learner_train_on_ray(local_ray, tmp_path, agent):
   counted = "samples" if agent == "dqn" else "episodes"
   assert int(last[f"{counted}_from_actor_0"]) > 0 and int(last[f"{counted}_from_actor_1"]) > 0
   for i in (0, 1):  # both actors followed the learner's versions, reported through Ray
-    check_followed_versions(reports(state["lines"][f"actor_{i}"]), train_steps)
+    check_followed_versions(actor_reports("\n".join(state["lines"][f"actor_{i}"])),
+                            train_steps)
   if agent == "ppo":
     assert float(last["data_policy_lag"]) == 0.0 and int(last["episodes"]) == 200
   # The server reported a loopback address through Ray and stopped with a final checkpoint.
   assert run.address.startswith("127.0.0.1:")
   assert any("tables checkpointed to" in l for l in state["lines"]["server"])
+  assert checkpoints(os.path.join(run.root_dir, "reverb")), "the final checkpoint is gone"
   pids = [s["pid"] for starts in state["starts"].values() for s in starts]
   assert wait_for(lambda: not gone(pids), 30, "the roles' processes to end")
 
@@ -126,6 +128,32 @@ def test_actor_and_learner_killed_are_restarted_by_ray_and_resume(local_ray, tmp
   assert int(row["train_steps"]) == 300 and int(progress[-1]["train_steps"]) == 300
   pids = [s["pid"] for starts in state["starts"].values() for s in starts]
   assert wait_for(lambda: not gone(pids), 30, "the roles' processes to end")
+
+
+def test_server_killed_is_restarted_by_ray_from_its_checkpoint(local_ray, tmp_path):
+  run = launch(tmp_path, DQN, ["tfrl.distributed.serve.checkpoint_interval_s=1"], num_actors=1)
+  try:
+    directory = os.path.join(run.root_dir, "reverb")
+    table = reverb.Client(run.address)
+    wait_for(lambda: checkpoints(directory) and table.server_info()["transitions"].current_size,
+             300, "a checkpoint of a table holding items")
+    time.sleep(1.5)  # one more checkpoint, of at least those items
+    first = run.state()["starts"]["server"][0]["pid"]
+    os.kill(first, signal.SIGKILL)
+    # Ray restarts it on the same port, from its checkpoint; the learner reconnects and finishes.
+    def restored():
+      lines = run.state()["lines"].get("server", [])
+      marks = [i for i, l in enumerate(lines) if "restarted by Ray" in l]
+      found = [re.search(r"listening on \*:(\d+) .*transitions: (\d+) items", l)
+               for l in lines[marks[-1]:]] if marks else []
+      return next((m for m in found if m), None)
+    match = wait_for(restored, 300, "the restarted server's first line")
+    row = run.wait()
+  finally:
+    run.stop()
+  assert run.address.endswith(f":{match.group(1)}") and int(match.group(2)) > 0
+  assert len(run.state()["starts"]["server"]) == 2
+  assert int(row["train_steps"]) == 300
 
 
 def test_ctrl_c_stops_every_role_and_leaves_no_process(tmp_path):

@@ -6,7 +6,7 @@ script (`server.serve`, `actor.collect`, `learner.learn`) on the same gin
 files. Ray restarts a role whose process dies (`Placement.max_restarts`) and
 retries its run call there: an actor rejoins with its id, the learner resumes
 from its run directory's checkpoint, the server restores its tables from its
-checkpoint directory on the same port (kept in `<checkpoint_dir>/port`). The
+checkpoint directory on the same port (kept in `<checkpoint_dir>.port`). The
 server reports its `host:port` through Ray; nobody types an address.
 
 Stopping (the learner finished, Ctrl-C, a role out of restarts): actors are
@@ -42,7 +42,7 @@ from tfrl.checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, Range, 
 from tfrl.errors import ConfigError
 
 ROLES = ("server", "actor", "learner")
-PORT_FILE = "port"
+PORT_SUFFIX = ".port"
 LINES_KEPT = 1000
 # What every role process needs before TF is imported.
 ROLE_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -87,9 +87,11 @@ class Placement:
     return self.server_cpus + num_actors * self.actor_cpus + self.learner_cpus
 
   def options(self, role: str, driver_node: str) -> dict:
-    options = dict(num_cpus=self.cpus(role), max_restarts=self.max_restarts,
-                   max_task_retries=-1,  # the run call is retried in the restarted process
-                   runtime_env={"env_vars": dict(ROLE_ENV, **self.env_vars.get(role, {}))})
+    # max_task_retries: the run call is retried in the restarted process.
+    options = dict(num_cpus=self.cpus(role), max_restarts=self.max_restarts, max_task_retries=-1)
+    if self.env_vars.get(role):
+      # A runtime env of its own: a worker started for this role, not one from Ray's pool.
+      options["runtime_env"] = {"env_vars": dict(ROLE_ENV, **self.env_vars[role])}
     if role == "learner" and self.learner_gpus:
       options["num_gpus"] = self.learner_gpus
     if role == "server" and self.server_memory_mb:
@@ -125,7 +127,8 @@ def ray_session(address: Optional[str] = None, num_cpus: Optional[float] = None,
     yield
     return
   if address:
-    ray.init(address=address, configure_logging=False, log_to_driver=True)
+    ray.init(address=address, configure_logging=False, log_to_driver=True,
+             runtime_env={"env_vars": dict(ROLE_ENV)})
     log(f"Ray cluster at {address}")
   else:
     settings = LocalRay()
@@ -139,7 +142,8 @@ def ray_session(address: Optional[str] = None, num_cpus: Optional[float] = None,
     ray.shutdown()
 
 
-def start_local_ray(num_cpus: float, dashboard: bool = False, object_store_mb: int = 128):
+def start_local_ray(num_cpus: float, dashboard: bool = False, object_store_mb: int = 128,
+                    log_to_driver: bool = True):
   """ray.init of a one-machine Ray whose every service listens on 127.0.0.1.
 
   Ray resolves a node address of localhost to the machine's network address;
@@ -151,9 +155,10 @@ def start_local_ray(num_cpus: float, dashboard: bool = False, object_store_mb: i
   from ray._private import ray_constants  # pylint: disable=import-outside-toplevel
   os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
   ray_constants.ENABLE_RAY_CLUSTER = False
+  # The roles' environment for the whole job, so Ray's pre-started workers serve them.
   ray.init(num_cpus=int(-(-num_cpus // 1)), include_dashboard=dashboard,
            object_store_memory=object_store_mb * 2**20, configure_logging=False,
-           log_to_driver=True)
+           log_to_driver=log_to_driver, runtime_env={"env_vars": dict(ROLE_ENV)})
 
 
 def check_config(gin_files: Sequence[str], bindings: Sequence[str]):
@@ -294,9 +299,11 @@ class LearnerRole(_Role):
 def persistent_port(checkpoint_dir: str, port: Optional[int] = None) -> int:
   """The server's port: given, or the one a previous start of this
   checkpoint directory used (so actors and the learner find a restarted
-  server where it was), or a free one, recorded."""
+  server where it was), or a free one; recorded in `<checkpoint_dir>.port`
+  (not inside it: Reverb's checkpointer takes the directory's last entry by
+  name for its latest checkpoint, and keeps only that one)."""
   os.makedirs(checkpoint_dir, exist_ok=True)
-  path = os.path.join(checkpoint_dir, PORT_FILE)
+  path = os.path.normpath(checkpoint_dir) + PORT_SUFFIX
   if port is None and os.path.exists(path):
     with open(path) as f:
       port = int(f.read())
@@ -341,7 +348,8 @@ class Launch:
     return dict({"server": self.server, "learner": self.learner},
                 **{f"actor_{i}": a for i, a in enumerate(self.actors)})
 
-  def start(self):
+  def start(self, with_learner: bool = True):
+    """Places the roles (without the learner: collection only, for benchmarks)."""
     node = ray.get_runtime_context().get_node_id()
     p, args = self.placement, (self.gin_files, self.bindings)
     self.coordinator_name = f"tfrl-coordinator-{uuid.uuid4().hex[:12]}"
@@ -357,6 +365,8 @@ class Launch:
           *args, self.coordinator_name, i, self.address)
       self.actors.append(actor)
       self.runs[f"actor_{i}"] = actor.run.remote()
+    if not with_learner:
+      return
     self.learner = LearnerRole.options(**p.options("learner", node)).remote(
         *args, self.coordinator_name, self.learner_dir, self.address)
     self.runs["learner"] = self.learner.run.remote()
