@@ -1,7 +1,8 @@
 """The distributed roles on Ray (tfrl.distributed.ray_launch, scripts/launch_ray.py):
 a local Ray on loopback with 2 CPUs shared by the module; two actors and the
-learner train; an actor and the learner SIGKILLed are restarted by Ray and
-resume; Ctrl-C at the script stops every role, leaving no process behind."""
+learner train; an actor, the learner and the server SIGKILLed are restarted
+by Ray and resume; Ctrl-C at the script stops every role, leaving no
+process behind."""
 
 import os
 import re
@@ -96,64 +97,59 @@ def test_two_actors_and_learner_train_on_ray(local_ray, tmp_path, agent):
   assert wait_for(lambda: not gone(pids), 30, "the roles' processes to end")
 
 
-def test_actor_and_learner_killed_are_restarted_by_ray_and_resume(local_ray, tmp_path):
+def test_actor_learner_and_server_killed_are_restarted_by_ray_and_resume(local_ray, tmp_path):
   # Limiter open (actors write whether or not the learner samples); the
-  # learner SIGKILLs itself at its 17th train call (last checkpoint: 15).
+  # learner SIGKILLs itself at its 17th train call (last checkpoint: 15);
+  # the server checkpoints every second.
   run = launch(tmp_path, DQN, ["tfrl.distributed.samples_per_insert.value=1e-3",
                                "tfrl.distributed.samples_per_insert.error_buffer=1e9",
+                               "tfrl.distributed.serve.checkpoint_interval_s=1",
                                "tfrl.distributed.ray.Placement.env_vars="
                                "{'learner': {'TFRL_KILL_AT': 'train:17'}}"])
+  lines = lambda name: run.state()["lines"].get(name, [])
+
+  def after_restart(name, pattern):
+    """A match of `pattern` (a non-zero count) in `name`'s lines after its last restart."""
+    found = lines(name)
+    marks = [i for i, l in enumerate(found) if "restarted by Ray" in l]
+    matches = [re.search(pattern, l) for l in found[marks[-1]:]] if marks else []
+    return next((m for m in matches if m and m.group(1) != "0"), None)
+
   try:
-    lines = lambda name: run.state()["lines"].get(name, [])
     wait_for(lambda: any(n > 0 for n in items_written(lines("actor_0"))), 300, "actor_0's items")
-    first = run.state()["starts"]["actor_0"][0]["pid"]
-    os.kill(first, signal.SIGKILL)
+    first_actor = run.state()["starts"]["actor_0"][0]["pid"]
+    os.kill(first_actor, signal.SIGKILL)
     row = run.wait()
     # Ray restarted actor_0 (a new process, the same id), whose new items reach the server.
-    def resumed():
-      after = lines("actor_0")
-      marks = [i for i, l in enumerate(after) if "restarted by Ray" in l]
-      return marks and any(n > 0 for n in items_written(after[marks[-1]:]))
-    wait_for(resumed, 300, "actor_0's items after its restart")
+    wait_for(lambda: after_restart("actor_0", r"items_written=(\d+)"), 300,
+             "actor_0's items after its restart")
+    # The server, SIGKILLed after a checkpoint of its items, comes back on
+    # its port with them, and the actors reconnect.
+    directory = os.path.join(run.root_dir, "reverb")
+    wait_for(lambda: checkpoints(directory), 60, "a server checkpoint")
+    time.sleep(1.5)  # one more checkpoint, of the items now in the table
+    os.kill(run.state()["starts"]["server"][0]["pid"], signal.SIGKILL)
+    restored = wait_for(lambda: after_restart("server", r"transitions: (\d+) items"), 300,
+                        "the restarted server's tables")
+    wait_for(lambda: any("(a new server instance)" in l for l in lines("actor_1")), 120,
+             "actor_1 reconnecting")
+    state = run.state()
   finally:
     run.stop()
-  state = run.state()
-  assert [s["pid"] for s in state["starts"]["actor_0"]][0] == first
-  assert len(state["starts"]["actor_0"]) == 2 and len(state["starts"]["actor_1"]) == 1
+  starts = {name: [s["pid"] for s in runs] for name, runs in state["starts"].items()}
+  assert starts["actor_0"][0] == first_actor and len(starts["actor_0"]) == 2
+  assert len(starts["actor_1"]) == 1 and len(starts["server"]) == 2
+  assert int(restored.group(1)) > 0
+  port = run.address.rsplit(":", 1)[1]
+  assert f"listening on *:{port} " in restored.string, "the server came back on another port"
   # The learner died once and resumed from its checkpoint at iteration 15.
-  assert len(state["starts"]["learner"]) == 2
+  assert len(starts["learner"]) == 2
   assert any("resuming" in l and "at iteration 15" in l for l in state["lines"]["learner"])
   progress = rows(os.path.join(run.learner_dir, "progress.csv"))
   assert [int(r["iteration"]) for r in progress] == [0, 10, 20, 30]  # unique, in order
   assert int(row["train_steps"]) == 300 and int(progress[-1]["train_steps"]) == 300
-  pids = [s["pid"] for starts in state["starts"].values() for s in starts]
+  pids = [p for runs in starts.values() for p in runs]
   assert wait_for(lambda: not gone(pids), 30, "the roles' processes to end")
-
-
-def test_server_killed_is_restarted_by_ray_from_its_checkpoint(local_ray, tmp_path):
-  run = launch(tmp_path, DQN, ["tfrl.distributed.serve.checkpoint_interval_s=1"], num_actors=1)
-  try:
-    directory = os.path.join(run.root_dir, "reverb")
-    table = reverb.Client(run.address)
-    wait_for(lambda: checkpoints(directory) and table.server_info()["transitions"].current_size,
-             300, "a checkpoint of a table holding items")
-    time.sleep(1.5)  # one more checkpoint, of at least those items
-    first = run.state()["starts"]["server"][0]["pid"]
-    os.kill(first, signal.SIGKILL)
-    # Ray restarts it on the same port, from its checkpoint; the learner reconnects and finishes.
-    def restored():
-      lines = run.state()["lines"].get("server", [])
-      marks = [i for i, l in enumerate(lines) if "restarted by Ray" in l]
-      found = [re.search(r"listening on \*:(\d+) .*transitions: (\d+) items", l)
-               for l in lines[marks[-1]:]] if marks else []
-      return next((m for m in found if m), None)
-    match = wait_for(restored, 300, "the restarted server's first line")
-    row = run.wait()
-  finally:
-    run.stop()
-  assert run.address.endswith(f":{match.group(1)}") and int(match.group(2)) > 0
-  assert len(run.state()["starts"]["server"]) == 2
-  assert int(row["train_steps"]) == 300
 
 
 def test_ctrl_c_stops_every_role_and_leaves_no_process(tmp_path):

@@ -38,7 +38,7 @@ import gin
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tfrl.checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, Range, check_value
+from tfrl.checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, Range, check_fields
 from tfrl.errors import ConfigError
 
 ROLES = ("server", "actor", "learner")
@@ -71,10 +71,7 @@ class Placement:
   env_vars: typing.Dict[str, typing.Dict[str, str]] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
-    hints = typing.get_type_hints(type(self), include_extras=True)
-    for field in dataclasses.fields(self):
-      check_value(f"tfrl.distributed.ray.Placement.{field.name}", getattr(self, field.name),
-                  hints[field.name])
+    check_fields(self, "tfrl.distributed.ray.Placement")
     unknown = (set(self.pin_to_driver_node) | set(self.env_vars)) - set(ROLES)
     if unknown:
       raise ConfigError(f"tfrl.distributed.ray.Placement: unknown role(s) "
@@ -112,10 +109,7 @@ class LocalRay:
   object_store_mb: typing.Annotated[int, Range(low=80)] = 128  # roles pass no large objects
 
   def __post_init__(self):
-    hints = typing.get_type_hints(type(self), include_extras=True)
-    for field in dataclasses.fields(self):
-      check_value(f"tfrl.distributed.ray.LocalRay.{field.name}", getattr(self, field.name),
-                  hints[field.name])
+    check_fields(self, "tfrl.distributed.ray.LocalRay")
 
 
 @contextlib.contextmanager
@@ -289,8 +283,10 @@ class LearnerRole(_Role):
   def run(self) -> dict:
     from tfrl.distributed import learner  # pylint: disable=import-outside-toplevel
     from tfrl.train import loop  # pylint: disable=import-outside-toplevel
+    from tfrl.train.settings import RunConfig  # pylint: disable=import-outside-toplevel
     try:
-      row = learner.learn(self.root_dir, log=self.log)
+      # As train.py calls it (the same operative config: either can resume the run).
+      row = learner.learn(self.root_dir, RunConfig(), log=self.log)
     except loop.Interrupted as e:
       return dict(interrupted=str(e))
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
