@@ -167,8 +167,8 @@ def check_config(gin_files: Sequence[str], bindings: Sequence[str]):
 
 @ray.remote(num_cpus=0)
 class Coordinator:
-  """The run's shared state: who started how often (pid, node), each role's
-  last log line, and the stop flag the roles' watcher threads wait on."""
+  """The run's shared state: each role's starts (pid, node), its last
+  LINES_KEPT log lines, and the stop flags (by role) its watcher thread waits on."""
 
   def __init__(self):
     self.starts: Dict[str, List[dict]] = {}
