@@ -42,6 +42,10 @@ INSTALL_REQUIRES = [
     "pandas>=1.5",
     # tfrl.experiments.grid: the progress bar over a grid's runs.
     "tqdm>=4.60",
+    # scripts/launch_ray.py: the distributed roles on Ray Core (no extras:
+    # ray[default] >= 2.56 needs pydantic 2, i.e. typing-extensions >= 4.16).
+    # One minor: the launcher reads two of Ray's private settings (ray_launch.py).
+    "ray>=2.60,<2.61",
 ]
 
 setup(

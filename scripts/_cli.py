@@ -220,3 +220,26 @@ def check_port_free(port: int, what: str, prog: Optional[str] = None) -> None:
       probe.bind(("", port))
     except OSError as e:
       fail(f"{what}={port}: cannot listen there ({e.strerror or e})", prog=prog)
+
+
+def check_ray_address(address: str, what: str, prog: Optional[str] = None) -> None:
+  """`auto`, `ray://host:port` or `host:port`, and something listens there
+  (ray.init would retry an unreachable address for minutes)."""
+  import socket  # pylint: disable=import-outside-toplevel
+  target = address
+  if address == "auto":
+    from ray._private import services  # pylint: disable=import-outside-toplevel  (no TF)
+    try:
+      target = services.canonicalize_bootstrap_address_or_die("auto")
+    except ConnectionError:
+      fail(f"{what}=auto: no Ray cluster is running on this machine (start one with "
+           "`ray start --head`, or drop the flag for a local Ray)", prog=prog)
+  elif address.startswith("ray://"):
+    target = address[len("ray://"):]
+  host, _, port = target.rpartition(":")
+  if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    fail(f"{what}={address!r} is not auto, ray://host:port or host:port", prog=prog)
+  try:
+    socket.create_connection((host, int(port)), timeout=5).close()
+  except OSError as e:
+    fail(f"{what}={address!r}: cannot reach a Ray cluster there ({e.strerror or e})", prog=prog)

@@ -1,6 +1,7 @@
 """Distributed roles on loopback: a Reverb server, two actors and a learner
-as separate processes, driven by the same gin files; then kills. And the
-learner in-process, on a server filled here."""
+as separate processes started by hand, driven by the same gin files; then
+kills. And the learner in-process, on a server filled here. (The roles
+under Ray, launch_ray.py: test_ray_launch.py.)"""
 
 import csv
 import os
@@ -51,36 +52,6 @@ def check_followed_versions(reports, final_version):
   versions = [v for _, v in reports]
   assert versions == sorted(versions), "an actor went back to an older policy"
   assert len(set(versions)) >= 3 and versions[-1] >= final_version // 2, versions
-
-
-@pytest.mark.parametrize("agent", ["dqn", "ppo"])
-def test_server_two_actors_and_learner_via_launcher(tmp_path, agent):
-  root = str(tmp_path / "dist")
-  args = [sys.executable, os.path.join(SCRIPTS, "launch_local.py"), "--num_actors=2",
-          f"--root_dir={root}"] + (DQN if agent == "dqn" else PPO)
-  result = subprocess.run(args, capture_output=True, text=True, timeout=400)
-  logs = {n: open(os.path.join(root, "logs", n)).read() for n in os.listdir(os.path.join(root, "logs"))}
-  assert result.returncode == 0, result.stderr[-3000:] + logs.get("learner.log", "")[-3000:]
-  last = rows(os.path.join(root, "learner", "progress.csv"))[-1]
-  train_steps = int(last["train_steps"])
-  assert train_steps == (300 if agent == "dqn" else 100)
-  # Data of both actors reached the learner...
-  counted = "samples" if agent == "dqn" else "episodes"
-  assert int(last[f"{counted}_from_actor_0"]) > 0 and int(last[f"{counted}_from_actor_1"]) > 0
-  # ...and both followed the learner's policy versions.
-  for i in (0, 1):
-    check_followed_versions(actor_reports(logs[f"actor_{i}.log"]), train_steps)
-  if agent == "ppo":
-    # Strictly on-policy: every trained episode came from the current weights.
-    assert float(last["data_policy_lag"]) == 0.0
-    assert int(last["episodes"]) == 200
-    assert int(last["episodes_from_actor_0"]) + int(last["episodes_from_actor_1"]) == 200
-  else:
-    # Uniform replay lags the policy, but the actors kept pulling new versions.
-    assert 0 < float(last["data_policy_lag"]) < train_steps
-  # The server stopped with a final checkpoint of its tables.
-  assert "tables checkpointed to" in logs["server.log"]
-  assert "all interfaces, no authentication" in logs["server.log"]
 
 
 def start(script, args, log_path, kill_at=None, reverb_logs=False):

@@ -170,3 +170,11 @@ def checked_arguments(name: str):
       return fn(*args, **kwargs)
     return wrapper
   return decorate
+
+
+def check_fields(settings, prefix: str) -> None:
+  """Every field of a settings dataclass against its annotation; errors name
+  `prefix.field` (a frozen gin-configurable dataclass's `__post_init__`)."""
+  hints = typing.get_type_hints(type(settings), include_extras=True)
+  for field in dataclasses.fields(settings):
+    check_value(f"{prefix}.{field.name}", getattr(settings, field.name), hints[field.name])

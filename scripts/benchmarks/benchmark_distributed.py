@@ -1,18 +1,23 @@
 #!/usr/bin/env python
 r"""Distributed collection speed: env steps/s written to one Reverb server by
-1, 2 and 4 actor processes, and the learner's train steps/s.
+1, 2 and 4 actor processes, and the learner's train steps/s, with the roles
+as plain processes (`local`: what launch_local.py started) and as Ray actors
+(`ray`: tfrl.distributed.ray_launch, a local Ray started for each
+measurement), interleaved in one run.
 
   python scripts/benchmarks/benchmark_distributed.py --gin_file=dqn_cartpole.gin --seconds=10 --repeats=3
+  python scripts/benchmarks/benchmark_distributed.py --launcher=local,ray --learner_actors=1,2,4
 
 Collection: a server and N actors (scripts/collect.py) with the rate
 limiter opened wide (collection only, nobody samples); this process pushes
 the initial policy once, waits until every actor has written, then counts
 the table's inserts over --seconds. Learner: server + --learner_actors
 actors + train.py --replay_server with the gin file's own rate limiter;
-train steps/s between its first and last progress.csv rows; then the
-learner alone on a table one actor pre-filled (--prefill_steps, limiter open).
-Medians over
---repeats, every configuration in the same run, one after another.
+train steps/s between its first and last progress.csv rows; then (local
+only) the learner alone on a table one actor pre-filled (--prefill_steps,
+limiter open). Ray's start-up cost: ray.init of the local Ray, and for each
+launcher the seconds from starting the roles to every actor having written.
+Medians over --repeats, every configuration in the same run, one after another.
 """
 
 import csv
@@ -40,8 +45,10 @@ flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 _cli.define_int_list("num_actors", [1, 2, 4], "Actor process counts to measure.", lower_bound=1)
 flags.DEFINE_float("seconds", 10.0, "Measuring window per configuration.")
 flags.DEFINE_integer("repeats", 3, "Runs per configuration (medians reported).", lower_bound=1)
-flags.DEFINE_integer("learner_actors", 2, "Actors feeding the learner measurement.",
+_cli.define_int_list("learner_actors", [2], "Actor counts feeding the learner measurement.",
                      lower_bound=1)
+_cli.define_choice_list("launcher", ["local"], ["local", "ray"],
+                        "How the roles are started: plain processes, Ray actors.")
 flags.DEFINE_integer("learner_iterations", 40, "Learner iterations to time.")
 flags.DEFINE_integer("prefill_steps", 3000, "Env steps one actor writes before the learner "
                      "runs alone.", lower_bound=1)
@@ -74,76 +81,141 @@ def gin_args(extra=()):
           [f"--gin_bindings={b}" for b in list(FLAGS.gin_bindings) + list(extra)])
 
 
-def measure_collection(num_actors, settings, agent, work_dir):
-  import portpicker
+WIDE_OPEN = ["tfrl.distributed.samples_per_insert.value=1e-6",
+             "tfrl.distributed.samples_per_insert.error_buffer=1e12"]
+
+
+class LocalRoles:
+  """The roles as plain processes (what launch_local.py started)."""
+
+  def __init__(self, work_dir, tag):
+    import portpicker
+    self.work_dir, self.tag = work_dir, tag
+    self.port = portpicker.pick_unused_port()
+    self.address = f"localhost:{self.port}"
+    self.processes = []
+    self.actor_logs = []
+
+  def start(self, extra, num_actors, actor_args=(), learner_root=None):
+    args = gin_args(extra)
+    self.processes.append(spawn("reverb_server.py", args + [
+        f"--port={self.port}", f"--checkpoint_dir={self.work_dir}/reverb{self.port}"],
+        self.work_dir, f"{self.tag}server{self.port}"))
+    for i in range(num_actors):
+      name = f"{self.tag}actor{self.port}_{i}"
+      self.processes.append(spawn("collect.py", args + list(actor_args) + [
+          f"--server={self.address}", f"--actor_id={i}"], self.work_dir, name))
+      self.actor_logs.append(os.path.join(self.work_dir, f"{name}.log"))
+    if learner_root:
+      self.learner = spawn("train.py", args + [f"--replay_server={self.address}",
+                                               f"--root_dir={learner_root}"],
+                           self.work_dir, f"{self.tag}learner{self.port}")
+
+  def actors_writing(self) -> bool:
+    return all("items_written=" in open(path).read() for path in self.actor_logs)
+
+  def wait_learner(self):
+    if self.learner.wait(1800) != 0:
+      raise RuntimeError(f"learner failed; see {self.work_dir}/{self.tag}learner{self.port}.log")
+
+  def stop(self):
+    stop(self.processes[1:] + self.processes[:1])
+
+
+class RayRoles:
+  """The roles as Ray actors (tfrl.distributed.ray_launch) on a local Ray
+  started here (its ray.init timed) and stopped in `stop`."""
+
+  def __init__(self, work_dir, tag):
+    self.work_dir, self.tag = work_dir, tag
+    self.launch = None
+
+  def start(self, extra, num_actors, actor_args=(), learner_root=None):
+    import ray
+    from tfrl.distributed import ray_launch
+    assert not actor_args, "the Ray launcher's actors run until stopped"
+    files = [os.path.abspath(f) if os.path.exists(f) else f for f in FLAGS.gin_file]
+    bindings = list(FLAGS.gin_bindings) + list(extra)
+    placement = ray_launch.check_config(files, bindings)
+    t0 = time.time()
+    ray_launch.start_local_ray(placement.total_cpus(num_actors), log_to_driver=False)
+    self.init_s = time.time() - t0
+    # A directory of its own each time (the server's checkpoints and port file).
+    root = (os.path.dirname(learner_root) if learner_root
+            else os.path.join(self.work_dir, f"rayc{time.time_ns()}"))
+    self.launch = ray_launch.Launch(files, bindings, num_actors, root, placement,
+                                    log=lambda _: None)
+    self.launch.start(with_learner=learner_root is not None)
+    self.address = self.launch.address
+    self.ray = ray
+
+  def actors_writing(self) -> bool:
+    lines = self.launch.state()["lines"]
+    return all(any("items_written=" in l for l in lines.get(f"actor_{i}", []))
+               for i in range(self.launch.num_actors))
+
+  def wait_learner(self):
+    self.launch.wait()
+
+  def stop(self):
+    try:
+      if self.launch is not None:
+        self.launch.stop()
+    finally:
+      self.ray.shutdown()
+
+
+LAUNCHERS = {"local": LocalRoles, "ray": RayRoles}
+
+
+def measure_collection(launcher, num_actors, settings, agent, work_dir):
+  """(env steps/s, items/s into the table, seconds from starting the roles
+  to every actor writing, Ray's init seconds or None)."""
   import reverb
   from tfrl.distributed import wiring
-  port = portpicker.pick_unused_port()
-  address = f"localhost:{port}"
   # Nobody samples here: open the limiter so actors never wait for a learner.
-  wide_open = ["tfrl.distributed.samples_per_insert.value=1e-6",
-               "tfrl.distributed.samples_per_insert.error_buffer=1e12"]
-  args = gin_args(wide_open)
-  processes = [spawn("reverb_server.py", args + [f"--port={port}",
-                                                 f"--checkpoint_dir={work_dir}/reverb{port}"],
-                     work_dir, f"server{port}")]
+  roles = LAUNCHERS[launcher](work_dir, "c")
+  t_start = time.time()
   try:
-    link = wiring.ServerLink(address, log=lambda _: None)
+    roles.start(WIDE_OPEN, num_actors)
+    link = wiring.ServerLink(roles.address, log=lambda _: None)
     link.connect(120)
     wiring.PolicyVariables(link, agent).push()
-    processes += [spawn("collect.py", args + [f"--server={address}", f"--actor_id={i}"],
-                        work_dir, f"actor{port}_{i}") for i in range(num_actors)]
-    client = reverb.Client(address)
+    client = reverb.Client(roles.address)
     table = settings.replay.table_name
     # Start counting once every actor has started writing (TF start-up excluded).
     deadline = time.time() + 300
-    while time.time() < deadline:
-      logs = [open(os.path.join(work_dir, f"actor{port}_{i}.log")).read()
-              for i in range(num_actors)]
-      if all("items_written=" in text for text in logs):
-        break
+    while time.time() < deadline and not roles.actors_writing():
       time.sleep(0.5)
+    ready_s = time.time() - t_start
     inserts = lambda: client.server_info()[table].rate_limiter_info.insert_stats.completed
     before, t0 = inserts(), time.time()
     time.sleep(FLAGS.seconds)
     items, seconds = inserts() - before, time.time() - t0
   finally:
-    stop(processes[1:] + processes[:1])
+    roles.stop()
   envs_per_item = 1 if getattr(settings.replay, "prioritized", False) else settings.num_envs
-  if settings.replay.on_policy:
-    return None  # episodes, not steps: use an off-policy gin file here
-  return items * envs_per_item / seconds, items / seconds
+  return (items * envs_per_item / seconds, items / seconds, ready_s,
+          getattr(roles, "init_s", None))
 
 
-def measure_learner(work_dir, alone=False):
-  """Train steps/s of train.py --replay_server fed by --learner_actors actors
-  under the gin file's rate limiter, or (`alone`) on a table one actor
+def measure_learner(launcher, num_actors, work_dir, alone=False):
+  """Train steps/s of the learner fed by `num_actors` actors under the gin
+  file's rate limiter, or (`alone`, local only) on a table one actor
   pre-fills with --prefill_steps and then leaves, the limiter opened wide."""
-  import portpicker
-  port = portpicker.pick_unused_port()
-  address = f"localhost:{port}"
   extra = [f"tfrl.train.train.num_iterations={FLAGS.learner_iterations}",
            f"tfrl.train.train.eval_interval={EVAL_INTERVAL}", "tfrl.train.train.num_eval_episodes=1",
            "tfrl.train.train.export_policy=False"]
   if alone:
-    extra += ["tfrl.distributed.samples_per_insert.value=1e-6",
-              "tfrl.distributed.samples_per_insert.error_buffer=1e12"]
-  args = gin_args(extra)
-  actor_args = [f"--max_env_steps={FLAGS.prefill_steps}"] if alone else []
-  num_actors = 1 if alone else FLAGS.learner_actors
-  root = os.path.join(work_dir, f"learner{port}")
-  processes = [spawn("reverb_server.py", args + [f"--port={port}",
-                                                 f"--checkpoint_dir={work_dir}/reverb{port}"],
-                     work_dir, f"lserver{port}")]
+    extra += WIDE_OPEN
+  roles = LAUNCHERS[launcher](work_dir, "l")
+  root = os.path.join(work_dir, f"learner{launcher}{time.time_ns()}", "learner")
   try:
-    processes += [spawn("collect.py", args + actor_args + [f"--server={address}", f"--actor_id={i}"],
-                        work_dir, f"lactor{port}_{i}") for i in range(num_actors)]
-    learner = spawn("train.py", args + [f"--replay_server={address}", f"--root_dir={root}"],
-                    work_dir, f"learner{port}")
-    if learner.wait(1800) != 0:
-      raise RuntimeError(f"learner failed; see {work_dir}/learner{port}.log")
+    roles.start(extra, 1 if alone else num_actors,
+                [f"--max_env_steps={FLAGS.prefill_steps}"] if alone else [], learner_root=root)
+    roles.wait_learner()
   finally:
-    stop(processes[1:] + processes[:1])
+    roles.stop()
   with open(os.path.join(root, "progress.csv")) as f:
     rows = list(csv.DictReader(f))
   # From the first row after iteration 0 (tracing done) to the last.
@@ -162,37 +234,61 @@ def main(argv):
     _cli.fail(f"{' '.join(FLAGS.gin_file)}: on-policy replay (whole episodes); collection is "
               f"measured in env steps: give an off-policy config")
   agent = wiring.build_agent(settings)
-  counts = FLAGS.num_actors
+  counts, launchers, learner_counts = FLAGS.num_actors, FLAGS.launcher, FLAGS.learner_actors
   print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-  steps = {n: [] for n in counts}
-  items = {n: [] for n in counts}
-  learner, alone = [], []
+  runs = lambda: {(l, n): [] for l in launchers for n in set(counts) | set(learner_counts)}
+  steps, items, ready, init, learner = runs(), runs(), runs(), [], runs()
+  alone = []
   with tempfile.TemporaryDirectory() as work_dir:
     for repeat in range(FLAGS.repeats):
       for n in counts:
-        step_rate, item_rate = measure_collection(n, settings, agent, work_dir)
-        steps[n].append(step_rate)
-        items[n].append(item_rate)
-        print(f"repeat {repeat}: {n} actor(s): {step_rate:.0f} env steps/s", flush=True)
-      learner.append(measure_learner(work_dir))
-      print(f"repeat {repeat}: learner {learner[-1]:.1f} train steps/s", flush=True)
-      alone.append(measure_learner(work_dir, alone=True))
-      print(f"repeat {repeat}: learner alone {alone[-1]:.1f} train steps/s", flush=True)
-  base = statistics.median(steps[counts[0]])
+        for launcher in launchers:  # interleaved: each count under every launcher in turn
+          step_rate, item_rate, ready_s, init_s = measure_collection(launcher, n, settings, agent,
+                                                                     work_dir)
+          steps[launcher, n].append(step_rate)
+          items[launcher, n].append(item_rate)
+          ready[launcher, n].append(ready_s)
+          if init_s is not None:
+            init.append(init_s)
+          print(f"repeat {repeat}: {launcher}: {n} actor(s): {step_rate:.0f} env steps/s "
+                f"(roles writing after {ready_s:.1f} s)", flush=True)
+      for n in learner_counts:
+        for launcher in launchers:
+          learner[launcher, n].append(measure_learner(launcher, n, work_dir))
+          print(f"repeat {repeat}: {launcher}: learner with {n} actor(s) "
+                f"{learner[launcher, n][-1]:.1f} train steps/s", flush=True)
+      if "local" in launchers:
+        alone.append(measure_learner("local", 1, work_dir, alone=True))
+        print(f"repeat {repeat}: learner alone {alone[-1]:.1f} train steps/s", flush=True)
+  median = statistics.median
+  base = launchers[0]
   print(f"\n{' '.join(FLAGS.gin_file)}, num_envs={settings.num_envs} per actor, "
         f"{os.cpu_count()} cores, medians of {FLAGS.repeats}")
-  print("| actors | env steps/s | items/s into Reverb | vs 1 actor |")
-  print("|---|---|---|---|")
+  print("| launcher | actors | env steps/s | items/s into Reverb | vs 1 actor | vs "
+        f"{base} | s to all writing |")
+  print("|---|---|---|---|---|---|---|")
   for n in counts:
-    rate = statistics.median(steps[n])
-    print(f"| {n} | {rate:.0f} | {statistics.median(items[n]):.0f} | {rate / base:.2f}x |")
-  print(f"\nlearner ({FLAGS.learner_actors} actors, batch {settings.batch_size}): "
-        f"{statistics.median(learner):.1f} train steps/s (runs: "
-        f"{', '.join(f'{x:.1f}' for x in learner)})")
-  print(f"learner alone (table pre-filled with {FLAGS.prefill_steps} env steps, limiter open): "
-        f"{statistics.median(alone):.1f} train steps/s, sampling "
-        f"{statistics.median(alone) * settings.batch_size:.0f} transitions/s (runs: "
-        f"{', '.join(f'{x:.1f}' for x in alone)})")
+    for launcher in launchers:
+      rate = median(steps[launcher, n])
+      print(f"| {launcher} | {n} | {rate:.0f} | {median(items[launcher, n]):.0f} | "
+            f"{rate / median(steps[launcher, counts[0]]):.2f}x | "
+            f"{rate / median(steps[base, n]):.2f}x | {median(ready[launcher, n]):.1f} |")
+  print(f"\nlearner train steps/s (batch {settings.batch_size}, the gin file's rate limiter)")
+  print(f"| launcher | actors | train steps/s | vs {base} | runs |")
+  print("|---|---|---|---|---|")
+  for n in learner_counts:
+    for launcher in launchers:
+      rate = median(learner[launcher, n])
+      print(f"| {launcher} | {n} | {rate:.1f} | {rate / median(learner[base, n]):.2f}x | "
+            f"{', '.join(f'{x:.1f}' for x in learner[launcher, n])} |")
+  if init:
+    print(f"\nray.init of the local Ray: median {median(init):.1f} s (runs: "
+          f"{', '.join(f'{x:.1f}' for x in init)})")
+  if alone:
+    print(f"learner alone (table pre-filled with {FLAGS.prefill_steps} env steps, limiter open): "
+          f"{median(alone):.1f} train steps/s, sampling "
+          f"{median(alone) * settings.batch_size:.0f} transitions/s (runs: "
+          f"{', '.join(f'{x:.1f}' for x in alone)})")
   print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -24,14 +24,13 @@ episodes are whole games and its returns the raw game score.
 """
 
 import dataclasses
-import typing
 from typing import Any, Dict, Optional
 
 import gin
 import gymnasium as gym
 import numpy as np
 
-from tfrl.checks import Count, Fraction, NonNegativeInt, check_value
+from tfrl.checks import Count, Fraction, NonNegativeInt, check_fields
 from tfrl.errors import ConfigError
 
 ATARI_NAMESPACE = "ALE"
@@ -65,10 +64,7 @@ def register_minatar() -> None:
 
 
 def _check_fields(settings) -> None:
-  hints = typing.get_type_hints(type(settings), include_extras=True)
-  for field in dataclasses.fields(settings):
-    check_value(f"tfrl.envs.{type(settings).__name__}.{field.name}",
-                getattr(settings, field.name), hints[field.name])
+  check_fields(settings, f"tfrl.envs.{type(settings).__name__}")
 
 
 class EpisodicLife(gym.Wrapper):

@@ -9,14 +9,13 @@ anything is written or any server starts.
 """
 
 import dataclasses
-import typing
 from typing import Any, Callable, Optional
 
 import gin
 
 from tfrl import envs
 from tfrl.envs import tf_envs
-from tfrl.checks import Count, NonNegativeInt, PositiveFloat, check_value
+from tfrl.checks import Count, NonNegativeInt, PositiveFloat, check_fields
 from tfrl.errors import ConfigError
 
 
@@ -66,9 +65,7 @@ class RunConfig:
   compiled: bool = False
 
   def __post_init__(self):
-    hints = typing.get_type_hints(type(self), include_extras=True)
-    for field in dataclasses.fields(self):
-      check_value(f"tfrl.train.train.{field.name}", getattr(self, field.name), hints[field.name])
+    check_fields(self, "tfrl.train.train")
     for name in ("agent_fn", "reward_redistribution"):
       value = getattr(self, name)
       if value is not None and not callable(value):
