@@ -199,6 +199,7 @@ class InGraphPpo(tf.Module):
   def __init__(self, parts: PpoParts):
     super().__init__(name="in_graph_ppo")
     self._parts = parts
+    self.action_spec = parts.action_spec
     self.actor_net, self.value_net = parts.actor_net, parts.value_net
     self.policy_optimizer, self.value_optimizer = parts.policy_optimizer, parts.value_optimizer
     self.observation_normalizer = parts.observation_normalizer

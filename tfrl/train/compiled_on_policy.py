@@ -108,13 +108,14 @@ class CompiledOnPolicyLoop(tf.Module):
     """`rollout_steps` batched steps: the ROLLOUT_FIELDS as [T, N] tensors."""
     state = tf.nest.map_structure(lambda v: v.read_value(), self.env_state)
     observation = self.env.observe(state)
-    action_spec = self.learner.act(observation, seed)  # shapes and dtypes of a step's fields
-    step = self.env.step(state, action_spec)
-    example = dict(observation=observation, action=action_spec, reward=step.reward,
-                   terminated=step.terminated, truncated=step.truncated,
-                   next_observation=step.observation)
-    arrays = {name: tf.TensorArray(example[name].dtype, size=self.rollout_steps,
-                                   element_shape=example[name].shape)
+    action = self.learner.action_spec
+    batch = [self.num_envs]
+    specs = dict(observation=observation, next_observation=observation,
+                 action=tf.TensorSpec(batch + action.shape.as_list(), action.dtype),
+                 reward=tf.TensorSpec(batch, tf.float32), terminated=tf.TensorSpec(batch, tf.bool),
+                 truncated=tf.TensorSpec(batch, tf.bool))
+    arrays = {name: tf.TensorArray(specs[name].dtype, size=self.rollout_steps,
+                                   element_shape=specs[name].shape)
               for name in ROLLOUT_FIELDS}
 
     def body(t, state, arrays):
