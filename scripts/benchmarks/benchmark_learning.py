@@ -44,7 +44,7 @@ flags.DEFINE_multi_string("gin_file", [], "Config(s) to benchmark; repeat for se
 flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied to every config.")
 _cli.define_int_list("seeds", [0, 1, 2, 3, 4], "Seeds.")
 flags.DEFINE_multi_float("threshold", [], "Return counted as solved (one, or one per config).")
-flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled"], "A preset list of configs with their thresholds.")
+flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled", "compiled_ppo"], "A preset list of configs with their thresholds.")
 
 # Each config with the return counted as solved: a deterministic 10-episode
 # evaluation of >= 475 on CartPole-v1 (max 500), >= -200 on Pendulum-v1.
@@ -57,7 +57,10 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
           "rudder": [("ppo_coin.gin", 24), ("rudder_ppo_coin.gin", 24),
                      ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)],
           # DQN's regular loop and the compiled one, same hyperparameters.
-          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)]}
+          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)],
+          # PPO's regular loop and the compiled one (tfrl/train/compiled_on_policy.py).
+          "compiled_ppo": [("ppo_cartpole.gin", 475), ("ppo_cartpole_compiled.gin", 475),
+                           ("ppo_pendulum.gin", -200), ("ppo_pendulum_compiled.gin", -200)]}
 flags.DEFINE_string("out_dir", None, "Where runs go (default: a temp dir).")
 flags.DEFINE_string("sb3_python", None, "A Python with stable-baselines3, rl_zoo3 and "
                     "sb3-contrib: runs each config's SB3 twin after its tfrl run, seed by seed.")
@@ -79,7 +82,9 @@ SB3_TWINS = {"vpg_cartpole": ("a2c", "CartPole-v1", 475, None),
              "trpo_cartpole": ("trpo", "CartPole-v1", 475, None),
              "dqn_cartpole": ("dqn", "CartPole-v1", 475, None),
              "dqn_cartpole_compiled": ("dqn", "CartPole-v1", 475, None),
+             "ppo_cartpole_compiled": ("ppo", "CartPole-v1", 475, None),
              "ppo_pendulum": ("ppo", "Pendulum-v1", -200, None),
+             "ppo_pendulum_compiled": ("ppo", "Pendulum-v1", -200, None),
              "ddpg_pendulum": ("ddpg", "Pendulum-v1", -200, None),
              "td3_pendulum": ("td3", "Pendulum-v1", -200, None),
              "sac_pendulum": ("sac", "Pendulum-v1", -200, None),
