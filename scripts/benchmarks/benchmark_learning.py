@@ -48,7 +48,8 @@ flags.DEFINE_multi_string("gin_file", [], "Config(s) to benchmark; repeat for se
 flags.DEFINE_multi_string("gin_bindings", [], "Bindings applied to every config.")
 _cli.define_int_list("seeds", [0, 1, 2, 3, 4], "Seeds.")
 flags.DEFINE_multi_float("threshold", [], "Return counted as solved (one, or one per config).")
-flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled", "mujoco", "pixels"],
+flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled", "compiled_ppo",
+                                          "mujoco", "pixels"],
                   "A preset list of configs with their thresholds (mujoco, pixels: with "
                   "budgets and step marks).")
 BENCHMARK_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -65,6 +66,9 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
                      ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)],
           # DQN's regular loop and the compiled one, same hyperparameters.
           "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)],
+          # PPO's regular loop and the compiled one (tfrl/train/compiled_on_policy.py).
+          "compiled_ppo": [("ppo_cartpole.gin", 475), ("ppo_cartpole_compiled.gin", 475),
+                           ("ppo_pendulum.gin", -200), ("ppo_pendulum_compiled.gin", -200)],
           # Pixels at 100k env steps (Atari 100k; run --seeds=0,1,2 on a quiet machine):
           # returns at the step marks, no threshold.
           "pixels": [(os.path.join(BENCHMARK_CONFIGS, "ppo_pong_100k.gin"), None),
@@ -115,7 +119,9 @@ SB3_TWINS = {"vpg_cartpole": ("a2c", "CartPole-v1", 475, None),
              "trpo_cartpole": ("trpo", "CartPole-v1", 475, None),
              "dqn_cartpole": ("dqn", "CartPole-v1", 475, None),
              "dqn_cartpole_compiled": ("dqn", "CartPole-v1", 475, None),
+             "ppo_cartpole_compiled": ("ppo", "CartPole-v1", 475, None),
              "ppo_pendulum": ("ppo", "Pendulum-v1", -200, None),
+             "ppo_pendulum_compiled": ("ppo", "Pendulum-v1", -200, None),
              "ddpg_pendulum": ("ddpg", "Pendulum-v1", -200, None),
              "td3_pendulum": ("td3", "Pendulum-v1", -200, None),
              "sac_pendulum": ("sac", "Pendulum-v1", -200, None),

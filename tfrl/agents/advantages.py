@@ -56,6 +56,25 @@ def advantages_and_returns(rewards, values, next_values, discounts, valid,
   return both[:, 0], (both[:, 1] + values) * valid
 
 
+def rollout_advantages_and_returns(rewards, values, next_values, terminated, truncated,
+                                   gamma: float, gae_lambda: float, value_lambda: float):
+  """`advantages_and_returns` for fixed-length rollouts [T, B] of
+  auto-resetting batched envs (the compiled on-policy loop's), where every
+  row is a transition and the next episode starts in the row after one ends.
+  `next_values[t]` is V of the observation step t led to (the final one
+  where the episode ended). An episode's end cuts both recursions; a
+  termination also the bootstrap, a truncation keeps it (as its discount of
+  1 does in the episode layout); the rollout's last row bootstraps V(s_T), as
+  a segment's cut row does (`SegmentAdder`). The same values as
+  `advantages_and_returns` on those episodes laid out with boundary rows."""
+  continues = 1.0 - tf.cast(terminated | truncated, rewards.dtype)
+  deltas = _td_errors(rewards, values, next_values, 1.0 - tf.cast(terminated, rewards.dtype),
+                      tf.ones_like(rewards), gamma)
+  decays = tf.stack([gamma * gae_lambda * continues, gamma * value_lambda * continues], axis=1)
+  both = _backward(tf.stack([deltas, deltas], axis=1), decays)
+  return both[:, 0], both[:, 1] + values
+
+
 def _td_errors(rewards, values, next_values, discounts, valid, gamma: float):
   """delta_t = r_t + gamma * d_t * V(s_{t+1}) - V(s_t), 0 on boundary steps
   (`valid` already in the rewards' dtype)."""

@@ -121,11 +121,11 @@ class PolicyGradientAgent(tf_agent.TFAgent):
   # -- pieces the subclasses use -------------------------------------------
 
   def _distribution(self, observation, training: bool = True, network=None):
-    distribution, _ = _call_network(network or self._actor_net, observation, training)
+    distribution, _ = call_network(network or self._actor_net, observation, training)
     return distribution
 
   def _values(self, observation, training: bool = False):
-    values, _ = _call_network(self._value_net, observation, training)
+    values, _ = call_network(self._value_net, observation, training)
     return values
 
   def _minibatch_steps(self, batch, epochs: int, num_minibatches: int, step, carry):
@@ -204,8 +204,8 @@ class PolicyGradientAgent(tf_agent.TFAgent):
 
     def step(part, _):
       with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(tf.square(self._values(part["observation"], training=True)
-                                        - part["value_target"]))
+        loss = value_regression_loss(self._values(part["observation"], training=True),
+                                     part["value_target"])
       self._value_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
       return loss, tf.constant(False)
 
@@ -216,9 +216,14 @@ class PolicyGradientAgent(tf_agent.TFAgent):
     raise NotImplementedError
 
 
+def value_regression_loss(values, value_targets):
+  """The value function's loss: mean squared error to its targets."""
+  return tf.reduce_mean(tf.square(values - value_targets))
+
+
 # tf-agents' networks are written for autograph off (tf-agents traces its own
 # agents that way). Converted from `_train`, their `common.safe_has_state`
 # (`state is not ()`) compiles with a SyntaxWarning on every run's console.
 @tf.autograph.experimental.do_not_convert
-def _call_network(network, observation, training: bool):
+def call_network(network, observation, training: bool):
   return network(observation, step_type=(), network_state=(), training=training)

@@ -215,7 +215,7 @@ class CompiledLoop(tf.Module):
 def train_compiled(root_dir: str, config, hooks=(), log=print, jit_compile: bool = True,
                    xla_cpu_runtime: bool = True, rng: str = "stateless") -> dict:
   """The off-policy loop of `config` compiled (`tfrl.train.train.compiled =
-  True`), through the one train loop. The replay capacity is
+  True`; an on-policy config's: `tfrl.train.compiled_on_policy`), through the one train loop. The replay capacity is
   `replay.capacity`; an iteration is ceil(collect_steps_per_iteration /
   num_envs) batched env steps then `train_steps_per_iteration` updates, as
   in the regular loop. `jit_compile`: XLA (True) or a plain tf.function
@@ -225,6 +225,9 @@ def train_compiled(root_dir: str, config, hooks=(), log=print, jit_compile: bool
   # The gymnasium env gives the agent's specs; collection runs on its TF twin.
   parts = sources.build_parts(config, num_envs=1)
   try:
+    if config.on_policy:  # (imported here: it builds on this module)
+      from tfrl.train import compiled_on_policy  # pylint: disable=import-outside-toplevel
+      return compiled_on_policy.run(root_dir, config, parts, hooks, log, jit_compile, rng)
     compiled_loop = CompiledLoop(
         tf_envs.make(config.env_id), in_graph_learner(parts.agent), config.num_envs,
         config.replay.capacity, config.batch_size, config.seed,

@@ -38,7 +38,8 @@ class RunConfig:
   SIGINT/SIGTERM checkpoint at the iteration they stop). `reward_redistribution` (on-policy): a factory
   `fn(time_step_spec, action_spec)` of a callable rewriting each iteration's
   episodes (`@tfrl.rudder.RewardRedistribution`). `compiled`: the whole
-  off-policy loop as one XLA graph (`tfrl.train.compiled`).
+  loop as one XLA graph (`tfrl.train.compiled`; on-policy agents:
+  `tfrl.train.compiled_on_policy`).
   `replay_server_address`: an external Reverb server ("host:port"): the
   process becomes the distributed learner (`tfrl.distributed.learn`).
   """
@@ -102,9 +103,9 @@ class RunConfig:
       raise ConfigError("reward_redistribution needs whole episodes: unset "
                         "tfrl.replay.EpisodeReplay.segment_steps")
     if self.compiled:
-      if self.on_policy:
-        raise ConfigError("the compiled loop is for off-policy agents (replay = "
-                          "TransitionReplay)")
+      if self.reward_redistribution is not None:
+        raise ConfigError("reward_redistribution is not part of the compiled loop: unset it "
+                          "or tfrl.train.train.compiled")
       tf_envs.make(self.env_id)  # a TF-native twin exists
     # The compiled loop's in-graph replay samples from the first transition on.
     if not (self.on_policy or self.compiled) and self.replay.min_size > self.replay.capacity:
