@@ -56,8 +56,11 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
           # best return (24), CartPole-v0's "solved" level (195) on delayed CartPole.
           "rudder": [("ppo_coin.gin", 24), ("rudder_ppo_coin.gin", 24),
                      ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)],
-          # DQN's regular loop and the compiled one, same hyperparameters.
-          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)]}
+          # Each agent's regular loop and the compiled one (DQN: same
+          # hyperparameters; SAC/TD3: the compiled files' headers say what differs).
+          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475),
+                       ("sac_pendulum.gin", -200), ("sac_pendulum_compiled.gin", -200),
+                       ("td3_pendulum.gin", -200), ("td3_pendulum_compiled.gin", -200)]}
 flags.DEFINE_string("out_dir", None, "Where runs go (default: a temp dir).")
 flags.DEFINE_string("sb3_python", None, "A Python with stable-baselines3, rl_zoo3 and "
                     "sb3-contrib: runs each config's SB3 twin after its tfrl run, seed by seed.")
@@ -83,6 +86,8 @@ SB3_TWINS = {"vpg_cartpole": ("a2c", "CartPole-v1", 475, None),
              "ddpg_pendulum": ("ddpg", "Pendulum-v1", -200, None),
              "td3_pendulum": ("td3", "Pendulum-v1", -200, None),
              "sac_pendulum": ("sac", "Pendulum-v1", -200, None),
+             "sac_pendulum_compiled": ("sac", "Pendulum-v1", -200, None),
+             "td3_pendulum_compiled": ("td3", "Pendulum-v1", -200, None),
              "sac_halfcheetah": ("sac", "HalfCheetah-v5", None, "HalfCheetah-v4"),
              "sac_hopper": ("sac", "Hopper-v5", None, "Hopper-v4"),
              "td3_halfcheetah": ("td3", "HalfCheetah-v5", None, "HalfCheetah-v4"),
