@@ -53,13 +53,14 @@ def test_loss_pieces_by_hand():
   np.testing.assert_allclose(tape.gradient(loss, actions), [[-4.0, 2.0]])
 
 
-def test_delayed_apply_gradients_keeps_variables_and_optimizer_where_false():
+@pytest.mark.parametrize("conditionals", [False, True])
+def test_delayed_apply_gradients_keeps_variables_and_optimizer_where_false(conditionals):
   variable = tf.Variable([1.0, 2.0])
   optimizer = tf.keras.optimizers.Adam(0.1)
   optimizer.build([variable])
-  step = tf.function(lambda due: in_graph.apply_gradients(optimizer, [tf.constant([1.0, 1.0])],
-                                                          [variable], where=due),
-                     jit_compile=True)
+  step = tf.function(lambda due: in_graph.apply_gradients(
+      optimizer, lambda: [tf.constant([1.0, 1.0])], [variable], where=due,
+      conditionals=conditionals), jit_compile=True)
   step(tf.constant(False))
   np.testing.assert_array_equal(variable.numpy(), [1.0, 2.0])
   assert int(optimizer.iterations) == 0
@@ -177,13 +178,13 @@ def test_sac_update_equals_tf_agents_train_on_the_same_batches(pendulum_specs, s
                          ours.parts.target_critic_network.variables[0].numpy())
 
 
-@pytest.mark.parametrize("agent,jit,noise", [("td3", False, 0.2), ("td3", True, 0.0),
-                                             ("ddpg", True, None)])
+@pytest.mark.parametrize("agent,jit,noise,conditionals", [
+    ("td3", False, 0.2, True), ("td3", True, 0.0, False), ("ddpg", True, None, False)])
 def test_ddpg_and_td3_updates_equal_tf_agents_train_on_the_same_batches(
-    pendulum_specs, seeded_tfp_samples, agent, jit, noise):
+    pendulum_specs, seeded_tfp_samples, agent, jit, noise, conditionals):
   """Five updates of InGraphDdpg against Td3Agent/DdpgAgent.train on the
-  same batches: TD3's delayed actor (period 2, selected without a branch)
-  and targets (period 2), its smoothing noise drawn from the same seeds (a
+  same batches: TD3's delayed actor (period 2, in a tf.cond or selected
+  without one, as XLA's CPU runtime needs) and targets (period 2), its smoothing noise drawn from the same seeds (a
   plain graph; XLA with the noise off), DDPG's dQ/da surrogate with
   clipping (XLA). Same losses and variables, targets included."""
   hyperparameters = dict(actor_fc_layer_params=(8,), critic_fc_layer_params=(8,), gamma=0.9,
@@ -200,7 +201,7 @@ def test_ddpg_and_td3_updates_equal_tf_agents_train_on_the_same_batches(
   _copy_weights(ours.parts, reference.parts, names)
   learner = in_graph_learner(ours)
   assert isinstance(learner, InGraphDdpg) and learner.parts.twin_critics == (agent == "td3")
-  learner.build()
+  learner.build(conditionals=conditionals)
   update = tf.function(learner.update, jit_compile=jit)
   rng = np.random.default_rng(1)
   actor_before = ours.parts.actor_network.variables[0].numpy()

@@ -10,7 +10,8 @@ r"""Learning benchmark: runs gin configs over seeds, prints a table.
 
 `--sb3_python=/tmp/sb3venv/bin/python` (a venv with stable-baselines3, rl_zoo3
 and sb3-contrib; torch and TF do not share one) adds, after each tfrl run, the
-same seed of the config's Stable-Baselines3 twin (`SB3_TWINS`) with rl-zoo3's
+same seed of the config's Stable-Baselines3 twin (`SB3_TWINS`; run once per
+seed for configs sharing it, e.g. a regular and a compiled one) with rl-zoo3's
 tuned hyperparameters (scripts/benchmarks/sb3_reference.py): the same
 threshold, the same deterministic evaluation every tfrl run's median env steps
 between its evaluations (or `--sb3_eval_every`), the same clock; SB3's budget
@@ -258,7 +259,7 @@ def main(argv):
   out_dir = FLAGS.out_dir or tempfile.mkdtemp(prefix="tfrl-bench-")
   print(f"{'config':<28} {'lib':<20} {'seed':>4} {'final':>8} {'steps_to_thr':>12} "
         f"{'s_to_thr':>9} {'train_s':>8} {'process_s':>9} {'env_steps':>10} {'eval_gap':>8}")
-  results = []
+  results, sb3_runs = [], {}
   # Seed-major: the configs of one seed run back to back (each tfrl run
   # followed by its SB3 twin), so a machine that gets busier or quieter during
   # the benchmark affects them alike.
@@ -274,7 +275,11 @@ def main(argv):
         gaps = [x.get("eval_gap") for x in results if x["config"] == gin_file and
                 x["lib"] == "tfrl" and x.get("eval_gap")]
         eval_every = FLAGS.sb3_eval_every or (r.get("eval_gap") or (gaps[-1] if gaps else None))
-        r = run_sb3(gin_file, threshold, seed, eval_every, out_dir)
+        # A regular and a compiled config share their twin: one SB3 run per seed.
+        key = (SB3_TWINS[pair_name(gin_file)][:2], threshold, seed, eval_every)
+        if key not in sb3_runs:
+          sb3_runs[key] = run_sb3(gin_file, threshold, seed, eval_every, out_dir)
+        r = dict(sb3_runs[key], config=gin_file)
         results.append(r)
         print_row(r)
   print()

@@ -157,8 +157,8 @@ class InGraphDdpg(tf.Module):
   The update is tf-agents' `_train` in its order: the critics' step; then
   the actor's loss through the updated critic(s) — DDPG's dQ/da surrogate,
   TD3's -Q1 — and its step, for TD3 taken where train_step % period == 0
-  (selected with `in_graph.apply_gradients(where=...)` rather than
-  tf-agents' `tf.cond`); then the counter and the targets' (actor and
+  (in tf-agents' `tf.cond` where the loop allows conditionals, else
+  selected: `in_graph.apply_gradients(where=...)`); then the counter and the targets' (actor and
   critics) periodic polyak step, counted here (`target_sync_counter`).
   Collection: the actor's action plus the exploration policy's
   per-env Gaussian noise, clipped to the bounds (`GaussianNoisePolicy`).
@@ -198,7 +198,11 @@ class InGraphDdpg(tf.Module):
                         f"{type(exploration).__name__}")
     return cls(parts, exploration.scale)
 
-  def build(self):
+  def build(self, conditionals: bool = False):
+    """Optimizer slots now (TF cannot create variables inside the compiled
+    loop). `conditionals`: TD3's delayed actor step in a `tf.cond` (its
+    gradient computed only when due), else selected."""
+    self.conditionals = conditionals
     p = self.parts
     p.critic_optimizer.build(self._critic_variables)
     p.actor_optimizer.build(p.actor_network.trainable_variables)
@@ -251,8 +255,9 @@ class InGraphDdpg(tf.Module):
     due = None
     if p.actor_update_period > 1:
       due = tf.equal(tf.math.floormod(p.train_step_counter, p.actor_update_period), 0)
-    in_graph.apply_gradients(p.actor_optimizer, tape.gradient(actor_loss, actor_variables),
-                             actor_variables, p.gradient_clipping, where=due)
+    in_graph.apply_gradients(p.actor_optimizer, lambda: tape.gradient(actor_loss, actor_variables),
+                             actor_variables, p.gradient_clipping, where=due,
+                             conditionals=self.conditionals)
     p.train_step_counter.assign_add(1)
     if sync_target:
       self.advance_target_sync(1)

@@ -196,9 +196,10 @@ class InGraphDqn(tf.Module):
                         f"(tfrl.agents.diagnostics.DqnAgent), got {type(agent).__name__}")
     return cls(parts)
 
-  def build(self):
+  def build(self, conditionals: bool = False):
     """Creates the optimizer's slots now: TF cannot create variables inside
-    the compiled loop."""
+    the compiled loop. (Its target syncs are selects with or without
+    `conditionals`: cheap, and the loop runs them once per segment.)"""
     self.optimizer.build(self.variables_to_train)
 
   def act(self, observation, seed):

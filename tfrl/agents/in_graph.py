@@ -1,11 +1,12 @@
 """Pieces the compiled loop's in-graph learners share (`dqn.InGraphDqn`,
-`ddpg.InGraphDdpg`, `sac.InGraphSac`): plain TF ops, no `tf.cond` (XLA's
-CPU runtime, `tfrl.train.train_compiled.xla_cpu_runtime`, cannot link a
-conditional inside the compiled loop), no state but the variables passed in
-(so several learners can live in one graph).
+`ddpg.InGraphDdpg`, `sac.InGraphSac`): plain TF ops, `tf.cond` only where
+the loop allows it (XLA's CPU runtime, `tfrl.train.train_compiled.
+xla_cpu_runtime`, cannot link a conditional inside the compiled loop), no
+state but the variables passed in (so several learners can live in one graph).
 
 The learners' interface, which `tfrl.train.compiled.CompiledLoop` calls:
-`transition_spec`; `build()` (optimizer slots, outside the loop);
+`transition_spec`; `build(conditionals)` (optimizer slots, outside the loop;
+whether the loop may hold a `tf.cond`: not under XLA's CPU runtime);
 `act(observation, seed)`, `random_act(observation, seed)`;
 `update(batch, sync_target, seed=None)` -> loss (a `seed` when
 `update_draws_noise`); `target_sync_period`, `updates_until_target_sync()`,
@@ -47,18 +48,29 @@ def updates_until(counter: tf.Variable, period: int):
   return tf.cast(period, counter.dtype) - tf.math.floormod(counter, period)
 
 
-def apply_gradients(optimizer, gradients, variables, gradient_clipping=None, where=None):
+def apply_gradients(optimizer, gradients, variables, gradient_clipping=None, where=None,
+                    conditionals: bool = False):
   """`optimizer.apply_gradients` with tf-agents' per-variable norm clipping.
   With `where` (a bool tensor), the step is taken only where it is true:
-  the variables and the optimizer's own (slots, iteration count) are
-  assigned their old values otherwise — tf-agents' `tf.cond` around a
-  delayed update, without a conditional."""
-  grads_and_vars = list(zip(gradients, variables))
-  if gradient_clipping is not None:
-    grads_and_vars = eager_utils.clip_gradient_norms(grads_and_vars, gradient_clipping)
+  with `conditionals`, in a `tf.cond` as tf-agents does (the gradients are
+  computed in its branch); without, the step is always computed and the
+  variables and the optimizer's own (slots, iteration count) are assigned
+  their old values where it is false."""
+  def clipped():
+    grads_and_vars = list(zip(gradients() if callable(gradients) else gradients, variables))
+    if gradient_clipping is not None:
+      grads_and_vars = eager_utils.clip_gradient_norms(grads_and_vars, gradient_clipping)
+    return grads_and_vars
   if where is None:
-    optimizer.apply_gradients(grads_and_vars)
+    optimizer.apply_gradients(clipped())
     return
+  if conditionals:
+    def step():
+      optimizer.apply_gradients(clipped())
+      return tf.constant(True)
+    tf.cond(where, step, lambda: tf.constant(False))
+    return
+  grads_and_vars = clipped()
   slots = optimizer.variables
   state = list(variables) + list(slots() if callable(slots) else slots)  # legacy: a method
   # Snapshots: auto control dependencies order these reads before the step.

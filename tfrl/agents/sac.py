@@ -154,7 +154,9 @@ class InGraphSac(tf.Module):
                         f"(tfrl.agents.diagnostics.SacAgent), got {type(agent).__name__}")
     return cls(parts)
 
-  def build(self):
+  def build(self, conditionals: bool = False):
+    """Optimizer slots now (TF cannot create variables inside the compiled
+    loop). No conditional to choose: every step is taken every update."""
     p = self.parts
     for optimizer, variables in ((p.critic_optimizer, self._critic_variables),
                                  (p.actor_optimizer, p.actor_network.trainable_variables),

@@ -101,7 +101,8 @@ class CompiledLoop(tf.Module):
     self._finished = tf.Variable(0, dtype=tf.int64, trainable=False, name="finished")
     self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
     self.episodes = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes")
-    learner.build()
+    # A tf.cond inside the loop only where XLA's CPU runtime does not compile it.
+    learner.build(conditionals=not (jit_compile and xla_cpu_runtime_enabled()))
     period, updates = learner.target_sync_period, train_steps_per_iteration
     self._sync_per_segment = updates > 0 and period > 1 and period % updates == 0
     self.run = tf.function(self._run, jit_compile=jit_compile, autograph=False)
@@ -278,6 +279,10 @@ class CompiledSource(loop.StepSource):
 
 
 XLA_CPU_RUNTIME_FLAG = "--xla_cpu_use_xla_runtime=true"
+
+
+def xla_cpu_runtime_enabled() -> bool:
+  return XLA_CPU_RUNTIME_FLAG in os.environ.get("XLA_FLAGS", "")
 
 
 def use_xla_cpu_runtime():
