@@ -643,12 +643,6 @@ def test_compiled_gin_writes_the_regular_run_directory_and_resumes(tmp_path):
   assert int(last["env_steps"]) == 180
 
 
-def test_compiled_loop_refuses_agents_without_an_in_graph_learner(tmp_path):
-  config.parse_config(["sac_pendulum.gin"], ["tfrl.train.train.compiled = True"])
-  with pytest.raises(ConfigError, match="no in-graph learner for SacAgent"):
-    tfrl.train.train(str(tmp_path / "run"), log=lambda _: None)
-
-
 def test_a_plain_tf_agents_dqn_agent_is_refused_by_name():
   """The learner reads only the parts tfrl's DqnAgent records; tf-agents'
   own DqnAgent has none to read."""

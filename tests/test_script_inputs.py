@@ -242,7 +242,8 @@ def results(fixtures, tmp_path_factory, request):
   """{case id: (CompletedProcess, files left in its working directory)} of
   the selected cases (so `-k` runs only those)."""
   selected = [item.callspec.params["case"] for item in request.session.items
-              if "case" in getattr(getattr(item, "callspec", None), "params", {})]
+              if item.module is request.module
+              and "case" in getattr(getattr(item, "callspec", None), "params", {})]
   with socket.socket() as busy:
     busy.bind(("", 0))
     busy.listen()

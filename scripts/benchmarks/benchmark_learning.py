@@ -13,7 +13,8 @@ r"""Learning benchmark: runs gin configs over seeds, prints a table.
 
 `--sb3_python=/tmp/sb3venv/bin/python` (a venv with stable-baselines3, rl_zoo3
 and sb3-contrib; torch and TF do not share one) adds, after each tfrl run, the
-same seed of the config's Stable-Baselines3 twin (`SB3_TWINS`) with rl-zoo3's
+same seed of the config's Stable-Baselines3 twin (`SB3_TWINS`; run once per
+seed for configs sharing it, e.g. a regular and a compiled one) with rl-zoo3's
 tuned hyperparameters (scripts/benchmarks/sb3_reference.py): the same
 threshold, the same deterministic evaluation every tfrl run's median env steps
 between its evaluations (or `--sb3_eval_every`), the same clock; SB3's budget
@@ -64,8 +65,11 @@ SUITES = {"agents": [("vpg_cartpole.gin", 475), ("ppo_cartpole.gin", 475),
           # best return (24), CartPole-v0's "solved" level (195) on delayed CartPole.
           "rudder": [("ppo_coin.gin", 24), ("rudder_ppo_coin.gin", 24),
                      ("ppo_delayed_cartpole.gin", 195), ("rudder_ppo_delayed_cartpole.gin", 195)],
-          # DQN's regular loop and the compiled one, same hyperparameters.
-          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475)],
+          # Each agent's regular loop and the compiled one (DQN: same
+          # hyperparameters; SAC/TD3: the compiled files' headers say what differs).
+          "compiled": [("dqn_cartpole.gin", 475), ("dqn_cartpole_compiled.gin", 475),
+                       ("sac_pendulum.gin", -200), ("sac_pendulum_compiled.gin", -200),
+                       ("td3_pendulum.gin", -200), ("td3_pendulum_compiled.gin", -200)],
           # PPO's regular loop and the compiled one (tfrl/train/compiled_on_policy.py).
           "compiled_ppo": [("ppo_cartpole.gin", 475), ("ppo_cartpole_compiled.gin", 475),
                            ("ppo_pendulum.gin", -200), ("ppo_pendulum_compiled.gin", -200)],
@@ -125,6 +129,8 @@ SB3_TWINS = {"vpg_cartpole": ("a2c", "CartPole-v1", 475, None),
              "ddpg_pendulum": ("ddpg", "Pendulum-v1", -200, None),
              "td3_pendulum": ("td3", "Pendulum-v1", -200, None),
              "sac_pendulum": ("sac", "Pendulum-v1", -200, None),
+             "sac_pendulum_compiled": ("sac", "Pendulum-v1", -200, None),
+             "td3_pendulum_compiled": ("td3", "Pendulum-v1", -200, None),
              "sac_halfcheetah": ("sac", "HalfCheetah-v5", None, "HalfCheetah-v4"),
              "sac_hopper": ("sac", "Hopper-v5", None, "Hopper-v4"),
              "td3_halfcheetah": ("td3", "HalfCheetah-v5", None, "HalfCheetah-v4"),
@@ -352,7 +358,7 @@ def main(argv):
   print(f"{'config':<28} {'lib':<20} {'seed':>4} {'final':>8} {'steps_to_thr':>12} "
         f"{'s_to_thr':>9} {'train_s':>8} {'process_s':>9} {'env_steps':>10} {'eval_gap':>8} "
         f"{'steps/s':>8}" + ("  returns at the pair's marks" if marks else ""))
-  results = []
+  results, sb3_runs = [], {}
   # Seed-major: the configs of one seed run back to back (each tfrl run
   # followed by its SB3 twin), so a machine that gets busier or quieter during
   # the benchmark affects them alike.
@@ -368,7 +374,11 @@ def main(argv):
         gaps = [x.get("eval_gap") for x in results if x["config"] == gin_file and
                 x["lib"] == "tfrl" and x.get("eval_gap")]
         eval_every = FLAGS.sb3_eval_every or (r.get("eval_gap") or (gaps[-1] if gaps else None))
-        r = run_sb3(gin_file, threshold, seed, eval_every, out_dir)
+        # A regular and a compiled config share their twin: one SB3 run per seed.
+        key = (SB3_TWINS[pair_name(gin_file)][:2], threshold, seed, eval_every)
+        if key not in sb3_runs:
+          sb3_runs[key] = run_sb3(gin_file, threshold, seed, eval_every, out_dir)
+        r = dict(sb3_runs[key], config=gin_file)
         results.append(r)
         print_row(r)
   print()

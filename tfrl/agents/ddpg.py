@@ -6,6 +6,7 @@ GaussianPolicy and OUNoisePolicy draw one sample per step and add it to every
 env's action).
 """
 
+import functools
 from typing import Optional
 
 import gin
@@ -13,10 +14,13 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from tf_agents.policies import actor_policy
 from tf_agents.policies import tf_policy
+from tf_agents.utils import common
 
 from tfrl.agents.factory import agent_factory, CONTINUOUS
 from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
-from tfrl.agents.diagnostics import DdpgAgent
+from tfrl.agents import in_graph
+from tfrl.agents.diagnostics import ActorCriticParts, DdpgAgent
+from tfrl.errors import ConfigError
 from tfrl.networks import adam, critic_network, deterministic_actor_network
 
 
@@ -31,7 +35,7 @@ class GaussianNoisePolicy(tf_policy.TFPolicy):
                      wrapped_policy.policy_state_spec, wrapped_policy.info_spec,
                      clip=clip, name=name)
     self._wrapped_policy = wrapped_policy
-    self._scale = scale
+    self.scale = scale
 
   def _variables(self):
     return self._wrapped_policy.variables()
@@ -40,7 +44,7 @@ class GaussianNoisePolicy(tf_policy.TFPolicy):
     seed_stream = tfp.util.SeedStream(seed=seed, salt="gaussian_noise")
     step = self._wrapped_policy.action(time_step, policy_state, seed_stream())
     noisy = tf.nest.map_structure(
-        lambda a: a + tf.random.normal(tf.shape(a), stddev=self._scale, dtype=a.dtype,
+        lambda a: a + tf.random.normal(tf.shape(a), stddev=self.scale, dtype=a.dtype,
                                        seed=seed_stream()),
         step.action)
     return step._replace(action=noisy)
@@ -85,7 +89,7 @@ def ddpg(time_step_spec,
          td_errors_loss_fn=tf.math.squared_difference,
          reward_scale_factor: PositiveFloat = 1.0,
          dqda_clipping: Optional[PositiveFloat] = None,
-         gradient_clipping: Optional[PositiveFloat] = None):
+         gradient_clipping: Optional[PositiveFloat] = None) -> DdpgAgent:
   """Deep deterministic policy gradient: Q-learning for continuous actions.
 
   The critic Q(s, a) regresses on r + gamma * Q_targ(s', mu_targ(s')); the
@@ -125,3 +129,143 @@ def ddpg(time_step_spec,
   explore_with_gaussian_noise(agent, actor_net, exploration_noise_std)
   agent.initialize()
   return agent
+
+
+def smoothed_target_actions(target_actions, noise, noise_clip: float):
+  """TD3's target policy smoothing: mu_targ(s') + clip(noise, +-noise_clip),
+  not clipped to the action bounds (tf-agents' `Td3Agent.critic_loss`)."""
+  return target_actions + tf.clip_by_value(noise, -noise_clip, noise_clip)
+
+
+def dqda_surrogate_losses(dqda, actions, dqda_clipping: Optional[float] = None):
+  """tf-agents' DDPG actor loss per state and action dimension:
+  (stop(dQ/da + a) - a)^2, whose gradient through a is -2 dQ/da (so the
+  actor ascends Q); dQ/da clipped to +-dqda_clipping if given."""
+  if dqda_clipping is not None:
+    dqda = tf.clip_by_value(dqda, -dqda_clipping, dqda_clipping)
+  return tf.math.squared_difference(tf.stop_gradient(dqda + actions), actions)
+
+
+class InGraphDdpg(tf.Module):
+  """A DdpgAgent's or Td3Agent's collect policy and train step as plain TF
+  ops for the compiled loop (`tfrl.train.compiled`), built from the agent's
+  `ActorCriticParts` and sharing their state (networks, optimizers,
+  train-step counter). TD3 is DDPG with switches: a second critic (the
+  target takes the min of both), target policy smoothing, and the actor
+  updated every `actor_update_period` steps.
+
+  The update is tf-agents' `_train` in its order: the critics' step; then
+  the actor's loss through the updated critic(s) — DDPG's dQ/da surrogate,
+  TD3's -Q1 — and its step, for TD3 taken where train_step % period == 0
+  (in tf-agents' `tf.cond` where the loop allows conditionals, else
+  selected: `in_graph.apply_gradients(where=...)`); then the counter and the targets' (actor and
+  critics) periodic polyak step, counted here (`target_sync_counter`).
+  Collection: the actor's action plus the exploration policy's
+  per-env Gaussian noise, clipped to the bounds (`GaussianNoisePolicy`).
+  """
+
+  update_draws_noise = True
+
+  def __init__(self, parts: ActorCriticParts, exploration_noise_std: float):
+    super().__init__(name="in_graph_ddpg")
+    self.parts = parts
+    self.action_spec = parts.action_spec
+    self.exploration_noise_std = exploration_noise_std
+    self.transition_spec = in_graph.transition_spec(parts.time_step_spec, parts.action_spec)
+    self.target_sync_period = parts.target_update_period
+    self.target_sync_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                           name="target_sync_counter")
+    p = parts
+    self._critics = (p.critic_network,) + ((p.critic_network_2,) if p.twin_critics else ())
+    self._target_critics = (p.target_critic_network,) + (
+        (p.target_critic_network_2,) if p.twin_critics else ())
+    self._critic_variables = [v for c in self._critics for v in c.trainable_variables]
+    self._target_pairs = [pair for source, target in zip(
+        self._critics + (p.actor_network,), self._target_critics + (p.target_actor_network,))
+                          for pair in zip(source.variables, target.variables)]
+
+  @classmethod
+  def from_agent(cls, agent) -> "InGraphDdpg":
+    parts = getattr(agent, "parts", None)
+    if not isinstance(parts, ActorCriticParts):
+      raise ConfigError(f"the compiled loop needs a DdpgAgent or Td3Agent built by "
+                        f"tfrl.agents.ddpg or td3 (tfrl.agents.diagnostics), got "
+                        f"{type(agent).__name__}")
+    exploration = agent.exploration_policy
+    if not isinstance(exploration, GaussianNoisePolicy):
+      raise ConfigError("the compiled loop explores with per-env Gaussian noise "
+                        "(tfrl.agents.ddpg.explore_with_gaussian_noise); this agent has "
+                        f"{type(exploration).__name__}")
+    return cls(parts, exploration.scale)
+
+  def build(self, conditionals: bool = False):
+    """Optimizer slots now (TF cannot create variables inside the compiled
+    loop). `conditionals`: TD3's delayed actor step in a `tf.cond` (its
+    gradient computed only when due), else selected."""
+    self.conditionals = conditionals
+    p = self.parts
+    p.critic_optimizer.build(self._critic_variables)
+    p.actor_optimizer.build(p.actor_network.trainable_variables)
+
+  def act(self, observation, seed):
+    actions, _ = self.parts.actor_network(observation, training=False)
+    noise = tf.random.stateless_normal(tf.shape(actions), seed, stddev=self.exploration_noise_std,
+                                       dtype=actions.dtype)
+    return in_graph.clip_to_spec(actions + noise, self.action_spec)
+
+  def random_act(self, observation, seed):
+    return in_graph.uniform_actions(self.action_spec, tf.shape(observation)[0], seed)
+
+  def _q_values(self, observation, actions, networks, training):
+    return [network((observation, actions), training=training)[0] for network in networks]
+
+  def update(self, batch, sync_target: bool = True, seed=None):
+    p = self.parts
+    observation, next_observation = batch["observation"], batch["next_observation"]
+    next_actions, _ = p.target_actor_network(next_observation, training=False)
+    if p.twin_critics:  # TD3's smoothing (tf-agents draws it with tfp's Normal)
+      noise = tfp.distributions.Normal(tf.zeros_like(next_actions),
+                                       p.target_policy_noise * tf.ones_like(next_actions))
+      next_actions = smoothed_target_actions(next_actions, noise.sample(seed=in_graph.tfp_seed(seed)),
+                                             p.target_policy_noise_clip)
+    next_q = self._q_values(next_observation, next_actions, self._target_critics, False)
+    targets = in_graph.td_targets(batch["reward"], batch["discount"],
+                                  functools.reduce(tf.minimum, next_q), p.gamma,
+                                  p.reward_scale_factor)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(self._critic_variables)
+      q_values = self._q_values(observation, batch["action"], self._critics, True)
+      critic_loss = tf.reduce_mean(tf.add_n([p.td_errors_loss_fn(targets, q) for q in q_values]))
+    in_graph.apply_gradients(p.critic_optimizer, tape.gradient(critic_loss, self._critic_variables),
+                             self._critic_variables, p.gradient_clipping)
+
+    actor_variables = p.actor_network.trainable_variables
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(actor_variables)
+      actions, _ = p.actor_network(observation, training=True)
+      if p.twin_critics:
+        q, = self._q_values(observation, actions, self._critics[:1], False)
+        actor_loss = common.aggregate_losses(per_example_loss=-q).total_loss
+      else:
+        with tf.GradientTape(watch_accessed_variables=False) as action_tape:
+          action_tape.watch(actions)
+          q, = self._q_values(observation, actions, self._critics, False)
+        dqda = action_tape.gradient(q, actions)
+        actor_loss = tf.reduce_mean(dqda_surrogate_losses(dqda, actions, p.dqda_clipping))
+    due = None
+    if p.actor_update_period > 1:
+      due = tf.equal(tf.math.floormod(p.train_step_counter, p.actor_update_period), 0)
+    in_graph.apply_gradients(p.actor_optimizer, lambda: tape.gradient(actor_loss, actor_variables),
+                             actor_variables, p.gradient_clipping, where=due,
+                             conditionals=self.conditionals)
+    p.train_step_counter.assign_add(1)
+    if sync_target:
+      self.advance_target_sync(1)
+    return critic_loss + actor_loss
+
+  def updates_until_target_sync(self):
+    return in_graph.updates_until(self.target_sync_counter, self.target_sync_period)
+
+  def advance_target_sync(self, updates):
+    in_graph.periodic_soft_update(self.target_sync_counter, self.target_sync_period, updates,
+                                  self._target_pairs, self.parts.target_update_tau)

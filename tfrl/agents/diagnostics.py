@@ -11,8 +11,11 @@ trained on, measured *before* the update (as Spinning Up logs them).
 tf-agents keeps what an agent was built from (networks, optimizer,
 hyperparameters) in private attributes, which change between its versions.
 So each class records what its constructor was given as public attributes
-(DQN: `parts`, a `DqnParts`), and tfrl reads only those: the diagnostics
-here, the compiled loop's learner (`tfrl.agents.dqn.InGraphDqn`).
+(`parts`: `DqnParts`, `ActorCriticParts` for DDPG/TD3, `SacParts`), and tfrl
+reads only those: the diagnostics here, the compiled loop's learners
+(`tfrl.agents.dqn.InGraphDqn`, `ddpg.InGraphDdpg`, `sac.InGraphSac`). Networks
+tf-agents would copy itself (second critic, targets) are copied here and
+passed in, so `parts` holds the ones in use.
 """
 
 import collections
@@ -20,6 +23,7 @@ import dataclasses
 import functools
 from typing import Any, Callable, Optional, Union
 
+import numpy as np
 import tensorflow as tf
 from tf_agents.agents import data_converter
 from tf_agents.agents import tf_agent
@@ -151,14 +155,79 @@ class _ReplaceableCollectPolicy:
     return super().collect_policy
 
 
+@dataclasses.dataclass(frozen=True)
+class ActorCriticParts:
+  """What a DdpgAgent or Td3Agent was built from (shared objects, as
+  `DqnParts`). DDPG is the case of one critic (`critic_network_2` None),
+  no target policy smoothing (`target_policy_noise` 0) and the actor
+  updated every step; its actor loss is tf-agents' dQ/da surrogate
+  (`dqda_clipping`), TD3's -Q1."""
+  time_step_spec: Any
+  action_spec: Any
+  actor_network: Any
+  target_actor_network: Any
+  critic_network: Any
+  target_critic_network: Any
+  critic_network_2: Any  # None for DDPG
+  target_critic_network_2: Any
+  actor_optimizer: Any
+  critic_optimizer: Any
+  td_errors_loss_fn: Callable  # element-wise: (targets, predictions) -> [B] losses
+  gamma: float
+  reward_scale_factor: float
+  target_update_tau: float
+  target_update_period: int
+  actor_update_period: int
+  target_policy_noise: float
+  target_policy_noise_clip: float
+  dqda_clipping: Optional[float]
+  gradient_clipping: Optional[float]
+  train_step_counter: tf.Variable
+
+  @property
+  def twin_critics(self) -> bool:
+    return self.critic_network_2 is not None
+
+
+def _targets_as_tf_agents_makes_them(*networks):
+  """Fresh copies of `networks` under tf-agents' target names; passed to
+  its agents, which then build them in the order they would have built
+  their own copies (so initial weights draw in the same order)."""
+  return [None if n is None else n.copy(name=name) for n, name in networks]
+
+
 class DdpgAgent(_ReplaceableCollectPolicy, ddpg_agent.DdpgAgent):
   """+ q_value: the critic's Q(s, a) of the batch's actions.
-  `actor_network`, `critic_network`: as given."""
+  `actor_network`, `critic_network`: as given; `parts` (`ActorCriticParts`).
+  The arguments are tf-agents' (the ones after the critic by keyword)."""
 
-  def __init__(self, time_step_spec, action_spec, actor_network, critic_network, *args,
-               **kwargs):
-    super().__init__(time_step_spec, action_spec, actor_network, critic_network, *args, **kwargs)
+  def __init__(self, time_step_spec, action_spec, actor_network, critic_network, *,
+               actor_optimizer=None, critic_optimizer=None, target_update_tau: float = 1.0,
+               target_update_period: int = 1, dqda_clipping: Optional[float] = None,
+               td_errors_loss_fn=None, gamma: float = 1.0, reward_scale_factor: float = 1.0,
+               gradient_clipping: Optional[float] = None, train_step_counter=None, **kwargs):
+    target_actor, target_critic = _targets_as_tf_agents_makes_them(
+        (actor_network, "TargetActorNetwork"), (critic_network, "TargetCriticNetwork"))
+    td_errors_loss_fn = td_errors_loss_fn or common.element_wise_huber_loss  # tf-agents' default
+    super().__init__(
+        time_step_spec, action_spec, actor_network, critic_network,
+        actor_optimizer=actor_optimizer, critic_optimizer=critic_optimizer,
+        target_actor_network=target_actor, target_critic_network=target_critic,
+        target_update_tau=target_update_tau, target_update_period=target_update_period,
+        dqda_clipping=dqda_clipping, td_errors_loss_fn=td_errors_loss_fn, gamma=gamma,
+        reward_scale_factor=reward_scale_factor, gradient_clipping=gradient_clipping,
+        train_step_counter=train_step_counter, **kwargs)
     self.actor_network, self.critic_network = actor_network, critic_network
+    self.parts = ActorCriticParts(
+        time_step_spec=time_step_spec, action_spec=action_spec, actor_network=actor_network,
+        target_actor_network=target_actor, critic_network=critic_network,
+        target_critic_network=target_critic, critic_network_2=None,
+        target_critic_network_2=None, actor_optimizer=actor_optimizer,
+        critic_optimizer=critic_optimizer, td_errors_loss_fn=td_errors_loss_fn, gamma=gamma,
+        reward_scale_factor=reward_scale_factor, target_update_tau=target_update_tau,
+        target_update_period=target_update_period, actor_update_period=1,
+        target_policy_noise=0.0, target_policy_noise_clip=0.0, dqda_clipping=dqda_clipping,
+        gradient_clipping=gradient_clipping, train_step_counter=self.train_step_counter)
 
   def _train(self, experience, weights=None):
     time_steps, policy_steps, _ = _transition(self, experience)
@@ -168,12 +237,44 @@ class DdpgAgent(_ReplaceableCollectPolicy, ddpg_agent.DdpgAgent):
 
 class Td3Agent(_ReplaceableCollectPolicy, td3_agent.Td3Agent):
   """+ q_value: the first critic's Q(s, a) of the batch's actions.
-  `actor_network`, `critic_network` (the first critic): as given."""
+  `actor_network`, `critic_network` (the first critic): as given; `parts`
+  (`ActorCriticParts`). The arguments are tf-agents' (after the critic by
+  keyword); the second critic is a copy of the first, as tf-agents makes it."""
 
-  def __init__(self, time_step_spec, action_spec, actor_network, critic_network, *args,
-               **kwargs):
-    super().__init__(time_step_spec, action_spec, actor_network, critic_network, *args, **kwargs)
+  def __init__(self, time_step_spec, action_spec, actor_network, critic_network, *,
+               actor_optimizer=None, critic_optimizer=None, target_update_tau: float = 1.0,
+               target_update_period: int = 1, actor_update_period: int = 1,
+               td_errors_loss_fn=None, gamma: float = 1.0, reward_scale_factor: float = 1.0,
+               target_policy_noise: float = 0.2, target_policy_noise_clip: float = 0.5,
+               gradient_clipping: Optional[float] = None, train_step_counter=None, **kwargs):
+    critic_2 = critic_network.copy(name="CriticNetwork2")
+    target_actor, target_critic, target_critic_2 = _targets_as_tf_agents_makes_them(
+        (actor_network, "TargetActorNetwork"), (critic_network, "TargetCriticNetwork1"),
+        (critic_2, "TargetCriticNetwork2"))
+    td_errors_loss_fn = td_errors_loss_fn or common.element_wise_huber_loss  # tf-agents' default
+    super().__init__(
+        time_step_spec, action_spec, actor_network, critic_network,
+        actor_optimizer=actor_optimizer, critic_optimizer=critic_optimizer,
+        critic_network_2=critic_2, target_actor_network=target_actor,
+        target_critic_network=target_critic, target_critic_network_2=target_critic_2,
+        target_update_tau=target_update_tau, target_update_period=target_update_period,
+        actor_update_period=actor_update_period, td_errors_loss_fn=td_errors_loss_fn,
+        gamma=gamma, reward_scale_factor=reward_scale_factor,
+        target_policy_noise=target_policy_noise,
+        target_policy_noise_clip=target_policy_noise_clip, gradient_clipping=gradient_clipping,
+        train_step_counter=train_step_counter, **kwargs)
     self.actor_network, self.critic_network = actor_network, critic_network
+    self.parts = ActorCriticParts(
+        time_step_spec=time_step_spec, action_spec=action_spec, actor_network=actor_network,
+        target_actor_network=target_actor, critic_network=critic_network,
+        target_critic_network=target_critic, critic_network_2=critic_2,
+        target_critic_network_2=target_critic_2, actor_optimizer=actor_optimizer,
+        critic_optimizer=critic_optimizer, td_errors_loss_fn=td_errors_loss_fn, gamma=gamma,
+        reward_scale_factor=reward_scale_factor, target_update_tau=target_update_tau,
+        target_update_period=target_update_period, actor_update_period=actor_update_period,
+        target_policy_noise=target_policy_noise,
+        target_policy_noise_clip=target_policy_noise_clip, dqda_clipping=None,
+        gradient_clipping=gradient_clipping, train_step_counter=self.train_step_counter)
 
   def _train(self, experience, weights=None):
     time_steps, policy_steps, _ = _transition(self, experience)
@@ -181,17 +282,96 @@ class Td3Agent(_ReplaceableCollectPolicy, td3_agent.Td3Agent):
     return with_diagnostics(super()._train(experience, weights), q_value=q_value)
 
 
+@dataclasses.dataclass(frozen=True)
+class SacParts:
+  """What a SacAgent was built from (shared objects, as `DqnParts`); the
+  optimizers are the ones it trains with (tf-agents converts Keras'
+  optimizers to legacy ones: here they are converted first)."""
+  time_step_spec: Any
+  action_spec: Any
+  actor_network: Any
+  critic_network: Any
+  critic_network_2: Any
+  target_critic_network: Any
+  target_critic_network_2: Any
+  actor_optimizer: Any
+  critic_optimizer: Any
+  alpha_optimizer: Any
+  log_alpha: tf.Variable
+  target_entropy: float
+  use_log_alpha_in_alpha_loss: bool
+  actor_loss_weight: float
+  critic_loss_weight: float
+  alpha_loss_weight: float
+  td_errors_loss_fn: Callable
+  gamma: float
+  reward_scale_factor: float
+  target_update_tau: float
+  target_update_period: int
+  gradient_clipping: Optional[float]
+  train_step_counter: tf.Variable
+
+
+def _legacy_optimizer(optimizer):
+  """The optimizer SacAgent trains with: Keras' new optimizers converted to
+  legacy ones, as its constructor does (a legacy one is kept)."""
+  if isinstance(optimizer, tf.keras.optimizers.experimental.Optimizer):
+    return tf.keras.__internal__.optimizers.convert_to_legacy_optimizer(optimizer)
+  return optimizer
+
+
+def sac_default_target_entropy(action_spec) -> float:
+  """tf-agents' default: -dim(A) / 2."""
+  return -float(sum(np.prod(s.shape.as_list()) for s in tf.nest.flatten(action_spec))) / 2.0
+
+
 class SacAgent(sac_agent.SacAgent):
   """+ q_value (first critic, batch actions), entropy (-log pi of fresh
   policy samples: the quantity alpha trades against return) and alpha.
   `critic_network` (the first critic), `actor_network`: as given;
-  `log_alpha`: the variable alpha is learned in."""
+  `log_alpha`: the variable alpha is learned in; `parts` (`SacParts`).
+  The arguments are tf-agents' (after the actor by keyword)."""
 
-  def __init__(self, time_step_spec, action_spec, critic_network, actor_network, *args,
-               **kwargs):
-    super().__init__(time_step_spec, action_spec, critic_network, actor_network, *args, **kwargs)
+  def __init__(self, time_step_spec, action_spec, critic_network, actor_network, *,
+               actor_optimizer=None, critic_optimizer=None, alpha_optimizer=None,
+               actor_loss_weight: float = 1.0, critic_loss_weight: float = 0.5,
+               alpha_loss_weight: float = 1.0, target_update_tau: float = 1.0,
+               target_update_period: int = 1, td_errors_loss_fn=tf.math.squared_difference,
+               gamma: float = 1.0, reward_scale_factor: float = 1.0,
+               use_log_alpha_in_alpha_loss: bool = True, target_entropy: Optional[float] = None,
+               gradient_clipping: Optional[float] = None, train_step_counter=None, **kwargs):
+    critic_2 = critic_network.copy(name="CriticNetwork2")
+    target_critic, target_critic_2 = _targets_as_tf_agents_makes_them(
+        (critic_network, "TargetCriticNetwork1"), (critic_2, "TargetCriticNetwork2"))
+    actor_optimizer, critic_optimizer, alpha_optimizer = (
+        _legacy_optimizer(o) for o in (actor_optimizer, critic_optimizer, alpha_optimizer))
+    if target_entropy is None:
+      target_entropy = sac_default_target_entropy(action_spec)
+    super().__init__(
+        time_step_spec, action_spec, critic_network, actor_network,
+        actor_optimizer=actor_optimizer, critic_optimizer=critic_optimizer,
+        alpha_optimizer=alpha_optimizer, actor_loss_weight=actor_loss_weight,
+        critic_loss_weight=critic_loss_weight, alpha_loss_weight=alpha_loss_weight,
+        critic_network_2=critic_2, target_critic_network=target_critic,
+        target_critic_network_2=target_critic_2, target_update_tau=target_update_tau,
+        target_update_period=target_update_period, td_errors_loss_fn=td_errors_loss_fn,
+        gamma=gamma, reward_scale_factor=reward_scale_factor,
+        use_log_alpha_in_alpha_loss=use_log_alpha_in_alpha_loss, target_entropy=target_entropy,
+        gradient_clipping=gradient_clipping, train_step_counter=train_step_counter, **kwargs)
     self.critic_network, self.actor_network = critic_network, actor_network
     self.log_alpha = _only_scalar_float_trainable_variable(self)
+    self.parts = SacParts(
+        time_step_spec=time_step_spec, action_spec=action_spec, actor_network=actor_network,
+        critic_network=critic_network, critic_network_2=critic_2,
+        target_critic_network=target_critic, target_critic_network_2=target_critic_2,
+        actor_optimizer=actor_optimizer, critic_optimizer=critic_optimizer,
+        alpha_optimizer=alpha_optimizer, log_alpha=self.log_alpha,
+        target_entropy=target_entropy, use_log_alpha_in_alpha_loss=use_log_alpha_in_alpha_loss,
+        actor_loss_weight=actor_loss_weight, critic_loss_weight=critic_loss_weight,
+        alpha_loss_weight=alpha_loss_weight, td_errors_loss_fn=td_errors_loss_fn, gamma=gamma,
+        reward_scale_factor=reward_scale_factor, target_update_tau=target_update_tau,
+        target_update_period=target_update_period, gradient_clipping=gradient_clipping,
+        train_step_counter=self.train_step_counter)
 
   def _train(self, experience, weights=None):
     time_steps, policy_steps, _ = _transition(self, experience)

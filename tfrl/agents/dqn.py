@@ -5,8 +5,9 @@ from typing import Optional
 
 import gin
 import tensorflow as tf
-from tf_agents.utils import common, eager_utils
+from tf_agents.utils import common
 
+from tfrl.agents import in_graph
 from tfrl.agents.factory import agent_factory, DISCRETE
 from tfrl.checks import (ConvLayers, Count, Fraction, Layers, NonNegativeFloat, NonNegativeInt,
                          PositiveFloat)
@@ -95,7 +96,7 @@ def dqn(time_step_spec,
         n_step_update: Count = 1,
         gradient_clipping: Optional[PositiveFloat] = None,
         double_q: bool = False,
-        td_errors_loss_fn=common.element_wise_huber_loss):
+        td_errors_loss_fn=common.element_wise_huber_loss) -> DqnAgent:
   """Q-learning from replayed transitions.
 
   Exploration: epsilon decays linearly from `epsilon_start` to `epsilon_end`
@@ -163,6 +164,8 @@ class InGraphDqn(tf.Module):
   one agent.
   """
 
+  update_draws_noise = False  # `update` needs no seed
+
   def __init__(self, parts: DqnParts):
     super().__init__(name="in_graph_dqn")
     if parts.n_step_update != 1 or parts.reward_scale_factor != 1.0:
@@ -170,11 +173,7 @@ class InGraphDqn(tf.Module):
     if parts.epsilon_greedy is None:
       raise ConfigError("the compiled DQN loop explores epsilon-greedily (epsilon_greedy is None)")
     self.action_spec = parts.action_spec
-    observation = parts.time_step_spec.observation
-    self.transition_spec = dict(observation=observation, action=parts.action_spec,
-                                reward=parts.time_step_spec.reward,
-                                discount=parts.time_step_spec.discount,
-                                next_observation=observation)
+    self.transition_spec = in_graph.transition_spec(parts.time_step_spec, parts.action_spec)
     self.q_network, self.target_q_network = parts.q_network, parts.target_q_network
     self.optimizer = parts.optimizer
     self.train_step_counter = parts.train_step_counter
@@ -197,9 +196,10 @@ class InGraphDqn(tf.Module):
                         f"(tfrl.agents.diagnostics.DqnAgent), got {type(agent).__name__}")
     return cls(parts)
 
-  def build(self):
+  def build(self, conditionals: bool = False):
     """Creates the optimizer's slots now: TF cannot create variables inside
-    the compiled loop."""
+    the compiled loop. (Its target syncs are selects with or without
+    `conditionals`: cheap, and the loop runs them once per segment.)"""
     self.optimizer.build(self.variables_to_train)
 
   def act(self, observation, seed):
@@ -230,10 +230,8 @@ class InGraphDqn(tf.Module):
       loss = common.aggregate_losses(per_example_loss=td_loss,
                                      regularization_loss=self.q_network.losses).total_loss
     variables = self.variables_to_train
-    grads_and_vars = list(zip(tape.gradient(loss, variables), variables))
-    if self.gradient_clipping is not None:
-      grads_and_vars = eager_utils.clip_gradient_norms(grads_and_vars, self.gradient_clipping)
-    self.optimizer.apply_gradients(grads_and_vars)
+    in_graph.apply_gradients(self.optimizer, tape.gradient(loss, variables), variables,
+                             self.gradient_clipping)
     self.train_step_counter.assign_add(1)
     if sync_target:
       self.advance_target_sync(1)
@@ -242,23 +240,13 @@ class InGraphDqn(tf.Module):
   def updates_until_target_sync(self):
     """How many more updates until (and including) the next that syncs the
     target: 1 to `target_sync_period`."""
-    period, counter = self.target_sync_period, self.target_sync_counter
-    return tf.cast(period, counter.dtype) - tf.math.floormod(counter, period)
+    return in_graph.updates_until(self.target_sync_counter, self.target_sync_period)
 
   def advance_target_sync(self, updates):
-    """tf-agents' periodic target update (`common.Periodically` around a
-    soft update: a sync after every update whose count is a multiple of the
-    period) after `updates` more updates: syncs if the count crossed a
-    multiple. No `tf.cond`: the new target weights are selected with
-    `tf.where`, so the compiled loop has no branch here (XLA's CPU runtime,
-    `tfrl.train.train_compiled.xla_cpu_runtime`, fails to link a conditional
-    inside the loop)."""
-    tau, period, counter = self.target_update_tau, self.target_sync_period, self.target_sync_counter
-    before = counter.read_value()
-    after = counter.assign_add(tf.cast(updates, counter.dtype))
-    if period == 1:
-      due = tf.constant(True)  # a constant select: the graph optimizer drops it
-    else:
-      due = tf.math.floordiv(after, period) > tf.math.floordiv(before, period)
-    for target, source in zip(self.target_q_network.variables, self.q_network.variables):
-      target.assign(tf.where(due, tau * source + (1.0 - tau) * target, target))
+    """tf-agents' periodic target update after `updates` more updates
+    (`in_graph.periodic_soft_update`): syncs if the count crossed a
+    multiple of the period, selected with `tf.where` (no branch in the
+    compiled loop)."""
+    in_graph.periodic_soft_update(
+        self.target_sync_counter, self.target_sync_period, updates,
+        zip(self.q_network.variables, self.target_q_network.variables), self.target_update_tau)

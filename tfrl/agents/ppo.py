@@ -149,7 +149,7 @@ def ppo(time_step_spec,
         entropy_coef: NonNegativeFloat = 0.0,
         init_action_stddev: Optional[PositiveFloat] = None,
         normalize_observations: bool = False,
-        sde_sample_freq: Optional[Count] = None):
+        sde_sample_freq: Optional[Count] = None) -> PpoAgent:
   """Spinning Up's defaults: clip 0.2, target_kl 0.01, 80 full-batch policy
   steps at 3e-4 and 80 value steps at 1e-3, gamma 0.99, lambda 0.97, 64-64
   tanh networks. `target_kl=None` turns early stopping off;

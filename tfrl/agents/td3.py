@@ -29,7 +29,7 @@ def td3(time_step_spec,
         target_policy_noise_clip: NonNegativeFloat = 0.5,
         td_errors_loss_fn=tf.math.squared_difference,
         reward_scale_factor: PositiveFloat = 1.0,
-        gradient_clipping: Optional[PositiveFloat] = None):
+        gradient_clipping: Optional[PositiveFloat] = None) -> Td3Agent:
   """Twin delayed DDPG: DDPG with three fixes against Q overestimation.
 
   * Clipped double Q: two critics, both regressing on

@@ -12,11 +12,10 @@ environment and policy export are the one train loop's (`tfrl.train.loop`),
 with `CompiledSource` as its step source. Selected by
 `tfrl.train.train.compiled = True`.
 
-Another off-policy agent joins by giving an in-graph learner like
-`InGraphDqn` (`transition_spec`, `build`, `act`, `random_act`,
-`update(batch, sync_target)`, `target_sync_period`,
-`updates_until_target_sync`, `advance_target_sync(updates)`) and
-registering it in `LEARNERS`.
+The learners: `InGraphDqn`, `InGraphDdpg` (DDPG and TD3), `InGraphSac`;
+another off-policy agent joins by giving one with their interface
+(`tfrl.agents.in_graph`) and registering it in `LEARNERS`
+(`tfrl.agents.learners`).
 """
 
 import os
@@ -24,17 +23,13 @@ import os
 import gin
 import numpy as np
 import tensorflow as tf
-from tf_agents.agents.dqn import dqn_agent
 
-from tfrl.agents.dqn import InGraphDqn
+from tfrl.agents.learners import LEARNERS, in_graph_learner  # noqa: F401 (LEARNERS: re-exported)
 from tfrl.envs import tf_envs
 from tfrl.errors import ConfigError
 from tfrl.replay.in_graph import InGraphReplay
 from tfrl.train import loop, sources
 
-# Which in-graph learner drives which tf-agents agent: agent type -> a
-# function of the agent that builds it.
-LEARNERS = {dqn_agent.DqnAgent: InGraphDqn.from_agent}
 RNGS = ("stateless", "generator")
 
 
@@ -59,14 +54,6 @@ def _repeat(count, body, total=None):
   _, carried = tf.while_loop(lambda i, _: i < count, lambda i, c: (i + 1, add(c)),
                              (tf.zeros([], tf.int64), carried))
   return carried
-
-
-def in_graph_learner(agent):
-  for agent_type, learner in LEARNERS.items():
-    if isinstance(agent, agent_type):
-      return learner(agent)
-  raise ConfigError(f"the compiled loop has no in-graph learner for {type(agent).__name__} "
-                    f"(it has: {', '.join(t.__name__ for t in LEARNERS)})")
 
 
 class CompiledLoop(tf.Module):
@@ -114,7 +101,8 @@ class CompiledLoop(tf.Module):
     self._finished = tf.Variable(0, dtype=tf.int64, trainable=False, name="finished")
     self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
     self.episodes = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes")
-    learner.build()
+    # A tf.cond inside the loop only where XLA's CPU runtime does not compile it.
+    learner.build(conditionals=not (jit_compile and xla_cpu_runtime_enabled()))
     period, updates = learner.target_sync_period, train_steps_per_iteration
     self._sync_per_segment = updates > 0 and period > 1 and period % updates == 0
     self.run = tf.function(self._run, jit_compile=jit_compile, autograph=False)
@@ -191,8 +179,14 @@ class CompiledLoop(tf.Module):
   def _iteration(self, sync_target: bool):
     """One iteration: the env steps, then the updates; their summed loss."""
     _repeat(self.steps_per_iteration, lambda: self._collect_step(random_actions=False))
-    update = lambda: self.learner.update(self.replay.sample(self.batch_size, self._next_seed()),
-                                         sync_target=sync_target)
+    def update():
+      seed = self._next_seed()
+      if not self.learner.update_draws_noise:
+        return self.learner.update(self.replay.sample(self.batch_size, seed),
+                                   sync_target=sync_target)
+      sample_seed, update_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+      return self.learner.update(self.replay.sample(self.batch_size, sample_seed),
+                                 sync_target=sync_target, seed=update_seed)
     return _repeat(self.train_steps_per_iteration, update, tf.constant(0.0))
 
   def _collect(self, num_steps, random_actions: bool):
@@ -288,6 +282,10 @@ class CompiledSource(loop.StepSource):
 
 
 XLA_CPU_RUNTIME_FLAG = "--xla_cpu_use_xla_runtime=true"
+
+
+def xla_cpu_runtime_enabled() -> bool:
+  return XLA_CPU_RUNTIME_FLAG in os.environ.get("XLA_FLAGS", "")
 
 
 def use_xla_cpu_runtime():

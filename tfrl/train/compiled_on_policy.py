@@ -23,26 +23,17 @@ last to the limit.
 Another on-policy agent joins by giving an in-graph learner like
 `InGraphPpo` (`DIAGNOSTICS`, `check_rollout(num_steps)`, `build`,
 `act(observation, seed)`, `update(rollout, seed) -> [loss, *DIAGNOSTICS]`)
-and registering it in `LEARNERS`.
+and registering it in `tfrl.agents.learners.LEARNERS`.
 """
 
 import tensorflow as tf
 
-from tfrl.agents.ppo import InGraphPpo, PpoAgent
+from tfrl.agents.learners import in_graph_learner
 from tfrl.envs import tf_envs
 from tfrl.errors import ConfigError
 from tfrl.train import compiled, loop, sources
 
-LEARNERS = {PpoAgent: InGraphPpo.from_agent}
 ROLLOUT_FIELDS = ("observation", "action", "reward", "terminated", "truncated", "next_observation")
-
-
-def in_graph_learner(agent):
-  for agent_type, learner in LEARNERS.items():
-    if isinstance(agent, agent_type):
-      return learner(agent)
-  raise ConfigError(f"the compiled on-policy loop has no in-graph learner for "
-                    f"{type(agent).__name__} (it has: {', '.join(t.__name__ for t in LEARNERS)})")
 
 
 class CompiledOnPolicyLoop(tf.Module):

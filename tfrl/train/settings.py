@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 import gin
 
 from tfrl import envs
+from tfrl.agents import learners
 from tfrl.envs import tf_envs
 from tfrl.checks import Count, NonNegativeInt, PositiveFloat, check_fields
 from tfrl.errors import ConfigError
@@ -107,6 +108,7 @@ class RunConfig:
         raise ConfigError("reward_redistribution is not part of the compiled loop: unset it "
                           "or tfrl.train.train.compiled")
       tf_envs.make(self.env_id)  # a TF-native twin exists
+      learners.check_has_learner(self.agent_fn)
     # The compiled loop's in-graph replay samples from the first transition on.
     if not (self.on_policy or self.compiled) and self.replay.min_size > self.replay.capacity:
       raise ConfigError(f"replay min_size {self.replay.min_size} > capacity "
