@@ -85,6 +85,21 @@ class CompiledLoop(tf.Module):
     self.env, self.learner = env, learner
     self.num_envs, self.batch_size = num_envs, batch_size
     self.replay = InGraphReplay(learner.transition_spec, replay_capacity)
+    self._init_episode_state(env, num_envs, seed, rng, episode_log_size)
+    # A tf.cond inside the loop only where XLA's CPU runtime does not compile it.
+    learner.build(conditionals=not (jit_compile and xla_cpu_runtime_enabled()))
+    period, updates = learner.target_sync_period, train_steps_per_iteration
+    self._sync_per_segment = updates > 0 and period > 1 and period % updates == 0
+    self.run = tf.function(self._run, jit_compile=jit_compile, autograph=False)
+    # The initial collection runs once per run: XLA compiling it would cost
+    # more than a plain graph takes to run it.
+    self.collect = tf.function(self._collect, autograph=False)
+
+  def _init_episode_state(self, env, num_envs: int, seed: int, rng: str,
+                          episode_log_size: int):
+    """The variables both compiled loops keep: the seeds' source, the envs'
+    state, running episode returns and lengths, the log of finished
+    episodes, and the env step and episode counters."""
     self._seed = tf.constant(seed, tf.int64)
     self._key_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="key_counter")
     self._generator = tf.random.Generator.from_seed(seed) if rng == "generator" else None
@@ -101,14 +116,6 @@ class CompiledLoop(tf.Module):
     self._finished = tf.Variable(0, dtype=tf.int64, trainable=False, name="finished")
     self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
     self.episodes = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes")
-    # A tf.cond inside the loop only where XLA's CPU runtime does not compile it.
-    learner.build(conditionals=not (jit_compile and xla_cpu_runtime_enabled()))
-    period, updates = learner.target_sync_period, train_steps_per_iteration
-    self._sync_per_segment = updates > 0 and period > 1 and period % updates == 0
-    self.run = tf.function(self._run, jit_compile=jit_compile, autograph=False)
-    # The initial collection runs once per run: XLA compiling it would cost
-    # more than a plain graph takes to run it.
-    self.collect = tf.function(self._collect, autograph=False)
 
   def _next_seed(self):
     """A fresh [2] seed for this step's stateless draws."""

@@ -61,24 +61,12 @@ class CompiledOnPolicyLoop(tf.Module):
     self.env, self.learner = env, learner
     self.num_envs, self.rollout_steps = num_envs, rollout_steps
     self.train_steps_per_iteration = 1
-    self._seed = tf.constant(seed, tf.int64)
-    self._key_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="key_counter")
-    self._generator = tf.random.Generator.from_seed(seed) if rng == "generator" else None
-    self.env_state = tf.nest.map_structure(
-        lambda t: tf.Variable(t, trainable=False),
-        env.reset(tf.stack([self._seed, tf.constant(-1, tf.int64)]), num_envs))
-    zeros = lambda dtype, n=num_envs: tf.Variable(tf.zeros([n], dtype), trainable=False)
-    self.episode_return, self.episode_length = zeros(tf.float32), zeros(tf.int64)
-    self._log_size = episode_log_size
-    self._finished_returns = zeros(tf.float32, episode_log_size + 1)
-    self._finished_lengths = zeros(tf.int64, episode_log_size + 1)
-    self._finished = tf.Variable(0, dtype=tf.int64, trainable=False, name="finished")
-    self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
-    self.episodes = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes")
+    self._init_episode_state(env, num_envs, seed, rng, episode_log_size)
     learner.build()
     self.run = tf.function(self._run, jit_compile=jit_compile, autograph=False)
 
   # The off-policy loop's: a fresh [2] seed; finished episodes into the ring.
+  _init_episode_state = compiled.CompiledLoop._init_episode_state
   _next_seed = compiled.CompiledLoop._next_seed
   _record_episodes = compiled.CompiledLoop._record_episodes
   take_finished_episodes = compiled.CompiledLoop.take_finished_episodes
