@@ -10,6 +10,7 @@ gives every blocking call on the server a bounded wait and tells a busy
 server from a dead or restarted one, so roles can rebuild their connection.
 """
 
+import math
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -219,8 +220,8 @@ class ServerLink:
   with a fresh client and `probe_timeout_s`, whether it is still the instance
   `connect` reached. The same instance answering means the wait was its rate
   limiter's (an actor ahead of the learner): wait again. No answer, or a new
-  instance (table workers that have worked less than at the last probe:
-  restarted, restored from its checkpoint), raises `ServerLost`; the role then drops its
+  instance (a table worker younger than the one seen before: restarted,
+  restored from its checkpoint), raises `ServerLost`; the role then drops its
   old writer and clients (releasing the stale connection and its back-off)
   and calls `connect`, which waits up to `reconnect_timeout_s` for the server.
   """
@@ -232,7 +233,7 @@ class ServerLink:
     self.probe_timeout_s = probe_timeout_s
     self.reconnect_timeout_s = reconnect_timeout_s
     self._log = log
-    self._worked_s = None  # the instance's table worker time at the last probe
+    self._started = None  # (earliest, latest) start time of the instance reached
 
   def connect(self, timeout_s: Optional[float] = None) -> bool:
     """Blocks until the server answers (it may be starting or restarting);
@@ -244,19 +245,19 @@ class ServerLink:
     said = False
     while True:
       try:
-        _, worked_s = self._probe()
+        _, started = self._probe()
         break
       except _NO_ANSWER as e:
         if time.time() > deadline:
           message = (f"Reverb server {self.address} did not answer within {timeout_s:.0f} s "
                      f"({type(e).__name__})")
-          raise (ConfigError if self._worked_s is None else ServerLost)(message) from None
+          raise (ConfigError if self._started is None else ServerLost)(message) from None
         if not said:
           self._log(f"waiting for the Reverb server at {self.address} ...")
           said = True
         time.sleep(0.5)
-    new_instance = self._is_new(worked_s)
-    self._worked_s = worked_s
+    new_instance = self._started is not None and not _overlap(self._started, started)
+    self._started = started
     return new_instance
 
   def wait(self, blocking_call: Callable[[Optional[int]], None]) -> None:
@@ -274,21 +275,13 @@ class ServerLink:
     """The server's tables if the instance `connect` reached answers within
     `probe_timeout_s`; ServerLost otherwise."""
     try:
-      info, worked_s = self._probe()
+      info, started = self._probe()
     except _NO_ANSWER as e:
       raise ServerLost(f"the Reverb server at {self.address} did not answer within "
                        f"{self.probe_timeout_s:.0f} s ({type(e).__name__})") from None
-    if self._is_new(worked_s):
+    if self._started is not None and not _overlap(self._started, started):
       raise ServerLost(f"the Reverb server at {self.address} was restarted")
-    self._worked_s = max(worked_s, self._worked_s or 0.0)
     return info
-
-  def _is_new(self, worked_s: float) -> bool:
-    """A table worker's time only grows in one instance, and starts at 0 in a
-    new one (Reverb does not checkpoint it): less than at the last probe
-    is another instance. (Its time is not wall time — it grew 15 s in 58 s
-    of a loaded run — so it cannot date the instance's start.)"""
-    return self._worked_s is not None and worked_s < self._worked_s
 
   def table_info(self, table: str) -> "reverb.TableInfo":
     """One table's info, from a bounded `check`."""
@@ -305,20 +298,32 @@ class ServerLink:
     raise error
 
   def _probe(self):
-    """(tables, seconds the answering instance's busiest table worker has
-    run or slept).
+    """(tables, (earliest, latest) time the answering instance started).
 
     A fresh client each time: gRPC shares one connection per address among
     a process's clients, so once a role has dropped the writers and clients
     that kept retrying a lost server, the probe is no longer held up by that
-    connection's reconnect back-off."""
+    connection's reconnect back-off. The start time is the oldest table worker's age subtracted from the clock
+    before and after the call; Reverb does not checkpoint that age, so a
+    restored server is told apart from the one that wrote the checkpoint."""
+    before = time.time()
     info = reverb.Client(self.address).server_info(timeout=max(1, round(self.probe_timeout_s)))
-    worked_s = max((t.table_worker_time.running_ms + t.table_worker_time.sleeping_ms) / 1000
-                   for t in info.values())
-    return info, worked_s
+    after = time.time()
+    age_s = max((t.table_worker_time.running_ms + t.table_worker_time.sleeping_ms) / 1000
+                for t in info.values())
+    if age_s == 0:  # no worker times reported: instances cannot be told apart
+      return info, (-math.inf, math.inf)
+    return info, (before - age_s, after - age_s)
 
 
 _NO_ANSWER = (RuntimeError, tf.errors.OpError, ConnectionError, reverb.errors.ReverbError)
+# Slack for the table worker's own time keeping when comparing start times.
+_START_SLACK_S = 2.0
+
+
+def _overlap(a, b) -> bool:
+  """Whether two (earliest, latest) start times can be the same instant."""
+  return a[0] - _START_SLACK_S <= b[1] and b[0] - _START_SLACK_S <= a[1]
 
 
 def check_address(address: Optional[str], flag: str) -> str:
