@@ -91,7 +91,7 @@ def copy_of(run, tmp_path):
     (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.env_id='LunarLander-v3'"],
      "needs Box2D: pip install box2d"),
     (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.compiled=True"],
-     "the compiled on-policy loop has no in-graph learner for"),
+     "the compiled loop has no in-graph learner for agent_fn reinforce"),
     (["--gin_file=reinforce_cartpole.gin", "--replay_server=nonsense"],
      "--replay_server='nonsense' is not host:port"),
 ])

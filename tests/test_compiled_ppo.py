@@ -231,7 +231,7 @@ def test_resume_mid_run_gives_the_uninterrupted_run(tmp_path):
 
 def test_compiled_on_policy_refusals(tmp_path):
   config.parse_config(["vpg_cartpole.gin"], ["tfrl.train.train.compiled = True"])
-  with pytest.raises(ConfigError, match="no in-graph learner for VpgAgent"):
+  with pytest.raises(ConfigError, match="no in-graph learner for agent_fn vpg"):
     tfrl.train.train(str(tmp_path / "vpg"), log=lambda _: None)
   config.parse_config(["ppo_cartpole_compiled.gin"],
                       ["tfrl.agents.ppo.num_minibatches = 500"])
