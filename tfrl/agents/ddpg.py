@@ -216,9 +216,6 @@ class InGraphDdpg(tf.Module):
   def random_act(self, observation, seed):
     return in_graph.uniform_actions(self.action_spec, tf.shape(observation)[0], seed)
 
-  def _q_values(self, observation, actions, networks, training):
-    return [network((observation, actions), training=training)[0] for network in networks]
-
   def update(self, batch, sync_target: bool = True, seed=None):
     p = self.parts
     observation, next_observation = batch["observation"], batch["next_observation"]
@@ -228,13 +225,13 @@ class InGraphDdpg(tf.Module):
                                        p.target_policy_noise * tf.ones_like(next_actions))
       next_actions = smoothed_target_actions(next_actions, noise.sample(seed=in_graph.tfp_seed(seed)),
                                              p.target_policy_noise_clip)
-    next_q = self._q_values(next_observation, next_actions, self._target_critics, False)
+    next_q = in_graph.q_values(next_observation, next_actions, self._target_critics, False)
     targets = in_graph.td_targets(batch["reward"], batch["discount"],
                                   functools.reduce(tf.minimum, next_q), p.gamma,
                                   p.reward_scale_factor)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
       tape.watch(self._critic_variables)
-      q_values = self._q_values(observation, batch["action"], self._critics, True)
+      q_values = in_graph.q_values(observation, batch["action"], self._critics, True)
       critic_loss = tf.reduce_mean(tf.add_n([p.td_errors_loss_fn(targets, q) for q in q_values]))
     in_graph.apply_gradients(p.critic_optimizer, tape.gradient(critic_loss, self._critic_variables),
                              self._critic_variables, p.gradient_clipping)
@@ -244,12 +241,12 @@ class InGraphDdpg(tf.Module):
       tape.watch(actor_variables)
       actions, _ = p.actor_network(observation, training=True)
       if p.twin_critics:
-        q, = self._q_values(observation, actions, self._critics[:1], False)
+        q, = in_graph.q_values(observation, actions, self._critics[:1], False)
         actor_loss = common.aggregate_losses(per_example_loss=-q).total_loss
       else:
         with tf.GradientTape(watch_accessed_variables=False) as action_tape:
           action_tape.watch(actions)
-          q, = self._q_values(observation, actions, self._critics, False)
+          q, = in_graph.q_values(observation, actions, self._critics, False)
         dqda = action_tape.gradient(q, actions)
         actor_loss = tf.reduce_mean(dqda_surrogate_losses(dqda, actions, p.dqda_clipping))
     due = None

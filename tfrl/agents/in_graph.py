@@ -90,6 +90,11 @@ def uniform_actions(action_spec, batch_size, seed):
   return low + (high - low) * tf.random.stateless_uniform(shape, seed, dtype=action_spec.dtype)
 
 
+def q_values(observation, actions, critics, training: bool):
+  """Each critic's Q(s, a), in the critics' order (actor-critic learners)."""
+  return [critic((observation, actions), training=training)[0] for critic in critics]
+
+
 def clip_to_spec(actions, action_spec):
   return tf.clip_by_value(actions, action_spec.minimum, action_spec.maximum)
 

@@ -179,9 +179,6 @@ class InGraphSac(tf.Module):
   def random_act(self, observation, seed):
     return in_graph.uniform_actions(self.action_spec, tf.shape(observation)[0], seed)
 
-  def _q_values(self, observation, actions, networks, training):
-    return [network((observation, actions), training=training)[0] for network in networks]
-
   def update(self, batch, sync_target: bool = True, seed=None):
     p = self.parts
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
@@ -189,14 +186,14 @@ class InGraphSac(tf.Module):
     alpha = tf.exp(p.log_alpha)
 
     next_actions, next_log_pi = self._sample(next_observation, seeds[0], training=False)
-    next_q = self._q_values(next_observation, next_actions,
+    next_q = in_graph.q_values(next_observation, next_actions,
                             (p.target_critic_network, p.target_critic_network_2), False)
     targets = in_graph.td_targets(batch["reward"], batch["discount"],
                                   sac_soft_next_values(*next_q, next_log_pi, alpha),
                                   p.gamma, p.reward_scale_factor)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
       tape.watch(self._critic_variables)
-      q_1, q_2 = self._q_values(observation, batch["action"], self._critics, True)
+      q_1, q_2 = in_graph.q_values(observation, batch["action"], self._critics, True)
       critic_loss = p.critic_loss_weight * common.aggregate_losses(
           per_example_loss=p.td_errors_loss_fn(targets, q_1) + p.td_errors_loss_fn(targets, q_2),
           regularization_loss=p.critic_network.losses + p.critic_network_2.losses).total_loss
@@ -207,7 +204,7 @@ class InGraphSac(tf.Module):
     with tf.GradientTape(watch_accessed_variables=False) as tape:
       tape.watch(actor_variables)
       actions, log_pi = self._sample(observation, seeds[1], training=True)
-      q_1, q_2 = self._q_values(observation, actions, self._critics, False)
+      q_1, q_2 = in_graph.q_values(observation, actions, self._critics, False)
       actor_loss = p.actor_loss_weight * common.aggregate_losses(
           per_example_loss=sac_actor_losses(log_pi, q_1, q_2, alpha),
           regularization_loss=p.actor_network.losses).total_loss
