@@ -13,6 +13,7 @@ import time
 
 import portpicker
 import pytest
+import numpy as np
 import reverb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -260,7 +261,6 @@ def test_learner_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(t
   the iteration-2 checkpoint stays the latest."""
   import dataclasses
 
-  import numpy as np
   import tensorflow as tf
   import tfrl
   from tfrl.distributed import wiring
@@ -297,3 +297,35 @@ def test_learner_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(t
   env.close()
   assert tf.train.latest_checkpoint(os.path.join(root, "checkpoints")).endswith("ckpt-2")
   assert [int(r["iteration"]) for r in rows(os.path.join(root, "progress.csv"))] == [0, 2]
+
+
+def test_server_link_tells_each_start_from_a_checkpoint_from_the_instance_before(tmp_path):
+  """The instance table's count survives checkpoints and each start adds
+  marks: restarts from one checkpoint, twice over, are new instances to a
+  link that reached the first; the same instance answering is not."""
+  from tfrl.distributed import wiring
+  checkpoint_dir = str(tmp_path / "reverb")
+  start = lambda: reverb.Server([wiring.instance_table()], port=port,
+                                checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir))
+  port = portpicker.pick_unused_port()
+  server = start()
+  client = reverb.Client(f"localhost:{port}")
+  first = wiring.mark_instance(client)
+  client.checkpoint()
+  link = wiring.ServerLink(f"localhost:{port}", log=lambda _: None, probe_timeout_s=2)
+  assert link.connect(10) is False
+  assert wiring.instance_of(link.check()) == first  # the same instance: no ServerLost
+  counts = [first]
+  for seed in (1, 2):  # both restored from the checkpoint written above
+    server.stop()
+    server = start()
+    assert wiring.instance_of(client.server_info()) == first  # restored, not yet marked
+    # Seeded: two starts from one checkpoint collide with probability 1/4096.
+    counts.append(wiring.mark_instance(client, np.random.default_rng(seed)))
+    with pytest.raises(wiring.ServerLost, match="was restarted"):
+      link.check()
+    assert link.connect(10) is True and link.check()
+  server.stop()
+  assert len(set(counts)) == 3 and min(counts[1:]) > first
+  with pytest.raises(wiring.ServerLost, match="did not answer"):
+    link.check()

@@ -18,6 +18,9 @@ only) the learner alone on a table one actor pre-filled (--prefill_steps,
 limiter open). Ray's start-up cost: ray.init of the local Ray, and for each
 launcher the seconds from starting the roles to every actor having written.
 Medians over --repeats, every configuration in the same run, one after another.
+--learning_runs=N: N full trainings per launcher (local, ray, local, ray, ...),
+to check both train to the same result: final and best evaluation, learner
+wall seconds, and how often a role reported the server restarted (it never is).
 """
 
 import csv
@@ -44,15 +47,22 @@ flags.DEFINE_multi_string("gin_file", ["dqn_cartpole.gin"], "Gin file(s).")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 _cli.define_int_list("num_actors", [1, 2, 4], "Actor process counts to measure.", lower_bound=1)
 flags.DEFINE_float("seconds", 10.0, "Measuring window per configuration.")
-flags.DEFINE_integer("repeats", 3, "Runs per configuration (medians reported).", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Runs per configuration (medians reported); 0 with "
+                     "--learning_runs: the learning runs only.", lower_bound=0)
 _cli.define_int_list("learner_actors", [2], "Actor counts feeding the learner measurement.",
                      lower_bound=1)
 _cli.define_choice_list("launcher", ["local"], ["local", "ray"],
                         "How the roles are started: plain processes, Ray actors.")
 flags.DEFINE_integer("learner_iterations", 40, "Learner iterations to time.")
+flags.DEFINE_integer("learning_runs", 0, "Full-budget training runs (the gin file's own "
+                     "budget, --learner_actors[0] actors) per launcher, interleaved: final and "
+                     "best return, wall seconds, restarts the roles reported.", lower_bound=0)
 flags.DEFINE_integer("prefill_steps", 3000, "Env steps one actor writes before the learner "
                      "runs alone.", lower_bound=1)
 _cli.require_positive("seconds")
+flags.register_multi_flags_validator(
+    ["repeats", "learning_runs"], lambda f: f["repeats"] > 0 or f["learning_runs"] > 0,
+    message="0 repeats measure nothing: give --learning_runs=N for the learning runs alone")
 flags.register_validator(
     "learner_iterations", lambda n: n >= 2 * EVAL_INTERVAL,
     message=f"must be >= {2 * EVAL_INTERVAL}: the learner is timed from its evaluation at "
@@ -114,6 +124,12 @@ class LocalRoles:
   def actors_writing(self) -> bool:
     return all("items_written=" in open(path).read() for path in self.actor_logs)
 
+  def lines(self):
+    for name in os.listdir(self.work_dir):
+      if name.endswith(f"{self.port}.log") or f"{self.port}_" in name:
+        with open(os.path.join(self.work_dir, name)) as f:
+          yield from f
+
   def wait_learner(self):
     if self.learner.wait(1800) != 0:
       raise RuntimeError(f"learner failed; see {self.work_dir}/{self.tag}learner{self.port}.log")
@@ -153,6 +169,10 @@ class RayRoles:
     lines = self.launch.state()["lines"]
     return all(any("items_written=" in l for l in lines.get(f"actor_{i}", []))
                for i in range(self.launch.num_actors))
+
+  def lines(self):
+    for role_lines in self.launch.state()["lines"].values():
+      yield from role_lines
 
   def wait_learner(self):
     self.launch.wait()
@@ -199,6 +219,21 @@ def measure_collection(launcher, num_actors, settings, agent, work_dir):
           getattr(roles, "init_s", None))
 
 
+def run_learner(launcher, num_actors, work_dir, extra=(), actor_args=()):
+  """The learner fed by `num_actors` actors to the end of its budget:
+  (progress.csv rows, lines of the roles' logs reporting the server restarted)."""
+  roles = LAUNCHERS[launcher](work_dir, "l")
+  root = os.path.join(work_dir, f"learner{launcher}{time.time_ns()}", "learner")
+  try:
+    roles.start(extra, num_actors, actor_args, learner_root=root)
+    roles.wait_learner()
+    restarts = sum("was restarted" in line for line in roles.lines())
+  finally:
+    roles.stop()
+  with open(os.path.join(root, "progress.csv")) as f:
+    return list(csv.DictReader(f)), restarts
+
+
 def measure_learner(launcher, num_actors, work_dir, alone=False):
   """Train steps/s of the learner fed by `num_actors` actors under the gin
   file's rate limiter, or (`alone`, local only) on a table one actor
@@ -208,20 +243,20 @@ def measure_learner(launcher, num_actors, work_dir, alone=False):
            "tfrl.train.train.export_policy=False"]
   if alone:
     extra += WIDE_OPEN
-  roles = LAUNCHERS[launcher](work_dir, "l")
-  root = os.path.join(work_dir, f"learner{launcher}{time.time_ns()}", "learner")
-  try:
-    roles.start(extra, 1 if alone else num_actors,
-                [f"--max_env_steps={FLAGS.prefill_steps}"] if alone else [], learner_root=root)
-    roles.wait_learner()
-  finally:
-    roles.stop()
-  with open(os.path.join(root, "progress.csv")) as f:
-    rows = list(csv.DictReader(f))
+  rows, _ = run_learner(launcher, 1 if alone else num_actors, work_dir, extra,
+                        [f"--max_env_steps={FLAGS.prefill_steps}"] if alone else [])
   # From the first row after iteration 0 (tracing done) to the last.
   first, last = rows[1], rows[-1]
   steps = int(last["train_steps"]) - int(first["train_steps"])
   return steps / (float(last["wall_s"]) - float(first["wall_s"]))
+
+
+def measure_learning(launcher, num_actors, work_dir):
+  """(final avg_return, best avg_return, learner wall seconds, restart lines)
+  of one training on the gin file's own budget."""
+  rows, restarts = run_learner(launcher, num_actors, work_dir)
+  returns = [float(r["avg_return"]) for r in rows if r.get("avg_return") not in (None, "")]
+  return returns[-1], max(returns), float(rows[-1]["wall_s"]), restarts
 
 
 def main(argv):
@@ -239,7 +274,14 @@ def main(argv):
   runs = lambda: {(l, n): [] for l in launchers for n in set(counts) | set(learner_counts)}
   steps, items, ready, init, learner = runs(), runs(), runs(), [], runs()
   alone = []
+  learning = {launcher: [] for launcher in launchers}
   with tempfile.TemporaryDirectory() as work_dir:
+    for run in range(FLAGS.learning_runs):
+      for launcher in launchers:
+        learning[launcher].append(measure_learning(launcher, learner_counts[0], work_dir))
+        final, best, wall_s, restarts = learning[launcher][-1]
+        print(f"learning run {run}: {launcher}: final {final:.1f}, best {best:.1f}, "
+              f"{wall_s:.1f} s, {restarts} restart(s) reported", flush=True)
     for repeat in range(FLAGS.repeats):
       for n in counts:
         for launcher in launchers:  # interleaved: each count under every launcher in turn
@@ -257,38 +299,54 @@ def main(argv):
           learner[launcher, n].append(measure_learner(launcher, n, work_dir))
           print(f"repeat {repeat}: {launcher}: learner with {n} actor(s) "
                 f"{learner[launcher, n][-1]:.1f} train steps/s", flush=True)
-      if "local" in launchers:
+      if "local" in launchers and counts:
         alone.append(measure_learner("local", 1, work_dir, alone=True))
         print(f"repeat {repeat}: learner alone {alone[-1]:.1f} train steps/s", flush=True)
   median = statistics.median
   base = launchers[0]
-  print(f"\n{' '.join(FLAGS.gin_file)}, num_envs={settings.num_envs} per actor, "
-        f"{os.cpu_count()} cores, medians of {FLAGS.repeats}")
-  print("| launcher | actors | env steps/s | items/s into Reverb | vs 1 actor | vs "
-        f"{base} | s to all writing |")
-  print("|---|---|---|---|---|---|---|")
-  for n in counts:
+  if FLAGS.repeats:
+    print(f"\n{' '.join(FLAGS.gin_file)}, num_envs={settings.num_envs} per actor, "
+          f"{os.cpu_count()} cores, medians of {FLAGS.repeats}")
+    print("| launcher | actors | env steps/s | items/s into Reverb | vs 1 actor | vs "
+          f"{base} | s to all writing |")
+    print("|---|---|---|---|---|---|---|")
+    for n in counts:
+      for launcher in launchers:
+        rate = median(steps[launcher, n])
+        print(f"| {launcher} | {n} | {rate:.0f} | {median(items[launcher, n]):.0f} | "
+              f"{rate / median(steps[launcher, counts[0]]):.2f}x | "
+              f"{rate / median(steps[base, n]):.2f}x | {median(ready[launcher, n]):.1f} |")
+    print(f"\nlearner train steps/s (batch {settings.batch_size}, the gin file's rate limiter)")
+    print(f"| launcher | actors | train steps/s | vs {base} | runs |")
+    print("|---|---|---|---|---|")
+    for n in learner_counts:
+      for launcher in launchers:
+        rate = median(learner[launcher, n])
+        print(f"| {launcher} | {n} | {rate:.1f} | {rate / median(learner[base, n]):.2f}x | "
+              f"{', '.join(f'{x:.1f}' for x in learner[launcher, n])} |")
+    if init:
+      print(f"\nray.init of the local Ray: median {median(init):.1f} s (runs: "
+            f"{', '.join(f'{x:.1f}' for x in init)})")
+    if alone:
+      print(f"learner alone (table pre-filled with {FLAGS.prefill_steps} env steps, limiter open): "
+            f"{median(alone):.1f} train steps/s, sampling "
+            f"{median(alone) * settings.batch_size:.0f} transitions/s (runs: "
+            f"{', '.join(f'{x:.1f}' for x in alone)})")
+  if FLAGS.learning_runs:
+    num_actors = learner_counts[0]
+    print(f"\nlearning: the gin file's own budget, {num_actors} actors, "
+          f"{FLAGS.learning_runs} run(s) per launcher, interleaved")
+    print("| launcher | final avg_return | best avg_return | learner wall_s | restarts reported |")
+    print("|---|---|---|---|---|")
     for launcher in launchers:
-      rate = median(steps[launcher, n])
-      print(f"| {launcher} | {n} | {rate:.0f} | {median(items[launcher, n]):.0f} | "
-            f"{rate / median(steps[launcher, counts[0]]):.2f}x | "
-            f"{rate / median(steps[base, n]):.2f}x | {median(ready[launcher, n]):.1f} |")
-  print(f"\nlearner train steps/s (batch {settings.batch_size}, the gin file's rate limiter)")
-  print(f"| launcher | actors | train steps/s | vs {base} | runs |")
-  print("|---|---|---|---|---|")
-  for n in learner_counts:
+      for final, best, wall_s, restarts in learning[launcher]:
+        print(f"| {launcher} | {final:.1f} | {best:.1f} | {wall_s:.1f} | {restarts} |")
     for launcher in launchers:
-      rate = median(learner[launcher, n])
-      print(f"| {launcher} | {n} | {rate:.1f} | {rate / median(learner[base, n]):.2f}x | "
-            f"{', '.join(f'{x:.1f}' for x in learner[launcher, n])} |")
-  if init:
-    print(f"\nray.init of the local Ray: median {median(init):.1f} s (runs: "
-          f"{', '.join(f'{x:.1f}' for x in init)})")
-  if alone:
-    print(f"learner alone (table pre-filled with {FLAGS.prefill_steps} env steps, limiter open): "
-          f"{median(alone):.1f} train steps/s, sampling "
-          f"{median(alone) * settings.batch_size:.0f} transitions/s (runs: "
-          f"{', '.join(f'{x:.1f}' for x in alone)})")
+      finals = [run[0] for run in learning[launcher]]
+      print(f"{launcher}: median final {median(finals):.1f}, median best "
+            f"{median(run[1] for run in learning[launcher]):.1f}, median wall "
+            f"{median(run[2] for run in learning[launcher]):.1f} s, restarts reported "
+            f"{sum(run[3] for run in learning[launcher])}")
   print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

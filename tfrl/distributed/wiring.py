@@ -10,7 +10,6 @@ gives every blocking call on the server a bounded wait and tells a busy
 server from a dead or restarted one, so roles can rebuild their connection.
 """
 
-import math
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -208,6 +207,40 @@ class ServerLost(Exception):
   lost."""
 
 
+INSTANCE_TABLE = "server_instance"
+# Marks per server start: 1..this, at random; two starts from one checkpoint
+# collide with probability 1/this.
+_MAX_MARKS = 4096
+
+
+def instance_table() -> reverb.Table:
+  """A table no role reads or writes: its insert count names the server
+  instance. Checkpoints carry the count, and each start adds a random number
+  of marks (`mark_instance`), so every start, a restore from a checkpoint
+  included, answers with a count no earlier instance had."""
+  return reverb.Table(name=INSTANCE_TABLE, sampler=reverb.selectors.Fifo(),
+                      remover=reverb.selectors.Fifo(), max_size=1,
+                      rate_limiter=reverb.rate_limiters.MinSize(1))
+
+
+def mark_instance(client: reverb.Client, rng: Optional[np.random.Generator] = None) -> int:
+  """Inserts 1..`_MAX_MARKS` marks into the instance table; returns the
+  instance's count."""
+  rng = np.random.default_rng() if rng is None else rng
+  with client.trajectory_writer(num_keep_alive_refs=1) as writer:
+    writer.append([np.zeros((), np.int8)])
+    for _ in range(int(rng.integers(1, _MAX_MARKS + 1))):
+      writer.create_item(INSTANCE_TABLE, 1.0, [writer.history[0][-1]])
+    writer.flush()
+  return instance_of(client.server_info())
+
+
+def instance_of(info: Dict[str, "reverb.TableInfo"]) -> Optional[int]:
+  """The instance a server's `server_info` names (None: it keeps no instance table)."""
+  table = info.get(INSTANCE_TABLE)
+  return None if table is None else int(table.rate_limiter_info.insert_stats.completed)
+
+
 @gin.configurable(module="tfrl.distributed")
 class ServerLink:
   """Bounded waits on one Reverb server, and what a wait that runs out means.
@@ -220,10 +253,15 @@ class ServerLink:
   with a fresh client and `probe_timeout_s`, whether it is still the instance
   `connect` reached. The same instance answering means the wait was its rate
   limiter's (an actor ahead of the learner): wait again. No answer, or a new
-  instance (a table worker younger than the one seen before: restarted,
-  restored from its checkpoint), raises `ServerLost`; the role then drops its
-  old writer and clients (releasing the stale connection and its back-off)
-  and calls `connect`, which waits up to `reconnect_timeout_s` for the server.
+  instance (`instance_of` differs: restarted, restored from its checkpoint),
+  raises `ServerLost`; the role then drops its old writer and clients
+  (releasing the stale connection and its back-off) and calls `connect`,
+  which waits up to `reconnect_timeout_s` for the server.
+
+  A server just started answers with the count of the checkpoint it restored
+  until its marks land (a fraction of a second), so a probe in that window
+  may take it for the instance that wrote the checkpoint: the next probe
+  tells them apart.
   """
 
   def __init__(self, address: str, log: Callable[[str], None] = print, wait_s: float = 10.0,
@@ -233,7 +271,8 @@ class ServerLink:
     self.probe_timeout_s = probe_timeout_s
     self.reconnect_timeout_s = reconnect_timeout_s
     self._log = log
-    self._started = None  # (earliest, latest) start time of the instance reached
+    self._reached = False
+    self._instance = None  # instance_of the server last reached
 
   def connect(self, timeout_s: Optional[float] = None) -> bool:
     """Blocks until the server answers (it may be starting or restarting);
@@ -245,19 +284,19 @@ class ServerLink:
     said = False
     while True:
       try:
-        _, started = self._probe()
+        info = self._probe()
         break
       except _NO_ANSWER as e:
         if time.time() > deadline:
           message = (f"Reverb server {self.address} did not answer within {timeout_s:.0f} s "
                      f"({type(e).__name__})")
-          raise (ConfigError if self._started is None else ServerLost)(message) from None
+          raise (ConfigError if not self._reached else ServerLost)(message) from None
         if not said:
           self._log(f"waiting for the Reverb server at {self.address} ...")
           said = True
         time.sleep(0.5)
-    new_instance = self._started is not None and not _overlap(self._started, started)
-    self._started = started
+    new_instance = self._reached and instance_of(info) != self._instance
+    self._reached, self._instance = True, instance_of(info)
     return new_instance
 
   def wait(self, blocking_call: Callable[[Optional[int]], None]) -> None:
@@ -275,11 +314,11 @@ class ServerLink:
     """The server's tables if the instance `connect` reached answers within
     `probe_timeout_s`; ServerLost otherwise."""
     try:
-      info, started = self._probe()
+      info = self._probe()
     except _NO_ANSWER as e:
       raise ServerLost(f"the Reverb server at {self.address} did not answer within "
                        f"{self.probe_timeout_s:.0f} s ({type(e).__name__})") from None
-    if self._started is not None and not _overlap(self._started, started):
+    if self._reached and instance_of(info) != self._instance:
       raise ServerLost(f"the Reverb server at {self.address} was restarted")
     return info
 
@@ -297,33 +336,15 @@ class ServerLink:
       return lost
     raise error
 
-  def _probe(self):
-    """(tables, (earliest, latest) time the answering instance started).
-
-    A fresh client each time: gRPC shares one connection per address among
-    a process's clients, so once a role has dropped the writers and clients
-    that kept retrying a lost server, the probe is no longer held up by that
-    connection's reconnect back-off. The start time is the oldest table worker's age subtracted from the clock
-    before and after the call; Reverb does not checkpoint that age, so a
-    restored server is told apart from the one that wrote the checkpoint."""
-    before = time.time()
-    info = reverb.Client(self.address).server_info(timeout=max(1, round(self.probe_timeout_s)))
-    after = time.time()
-    age_s = max((t.table_worker_time.running_ms + t.table_worker_time.sleeping_ms) / 1000
-                for t in info.values())
-    if age_s == 0:  # no worker times reported: instances cannot be told apart
-      return info, (-math.inf, math.inf)
-    return info, (before - age_s, after - age_s)
+  def _probe(self) -> Dict[str, "reverb.TableInfo"]:
+    """The server's tables, asked with a fresh client: gRPC shares one
+    connection per address among a process's clients, so once a role has
+    dropped the writers and clients that kept retrying a lost server, the
+    probe is no longer held up by that connection's reconnect back-off."""
+    return reverb.Client(self.address).server_info(timeout=max(1, round(self.probe_timeout_s)))
 
 
 _NO_ANSWER = (RuntimeError, tf.errors.OpError, ConnectionError, reverb.errors.ReverbError)
-# Slack for the table worker's own time keeping when comparing start times.
-_START_SLACK_S = 2.0
-
-
-def _overlap(a, b) -> bool:
-  """Whether two (earliest, latest) start times can be the same instant."""
-  return a[0] - _START_SLACK_S <= b[1] and b[0] - _START_SLACK_S <= a[1]
 
 
 def check_address(address: Optional[str], flag: str) -> str:
