@@ -46,6 +46,10 @@ INSTALL_REQUIRES = [
     # ray[default] >= 2.56 needs pydantic 2, i.e. typing-extensions >= 4.16).
     # One minor: the launcher reads two of Ray's private settings (ray_launch.py).
     "ray>=2.60,<2.61",
+    # ServerLink asks Reverb's ServerInfo RPC itself (for the server's instance
+    # id, which Reverb's Python client drops); both come with TF, unpinned here.
+    "grpcio",
+    "protobuf",
 ]
 
 setup(

@@ -300,32 +300,36 @@ def test_learner_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(t
 
 
 def test_server_link_tells_each_start_from_a_checkpoint_from_the_instance_before(tmp_path):
-  """The instance table's count survives checkpoints and each start adds
-  marks: restarts from one checkpoint, twice over, are new instances to a
-  link that reached the first; the same instance answering is not."""
+  """Reverb's tables_state_id, asked over gRPC, names the instance: two
+  restarts from one checkpoint are new instances to a link that reached the
+  first; the same instance answering (busy or not) is not."""
   from tfrl.distributed import wiring
-  checkpoint_dir = str(tmp_path / "reverb")
-  start = lambda: reverb.Server([wiring.instance_table()], port=port,
-                                checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir))
   port = portpicker.pick_unused_port()
+  checkpoint_dir = str(tmp_path / "reverb")
+  table = lambda: reverb.Table.queue("data", 10)
+  start = lambda: reverb.Server([table()], port=port,
+                                checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir))
   server = start()
   client = reverb.Client(f"localhost:{port}")
-  first = wiring.mark_instance(client)
+  client.insert([np.float32(1)], {"data": 1.0})
   client.checkpoint()
   link = wiring.ServerLink(f"localhost:{port}", log=lambda _: None, probe_timeout_s=2)
   assert link.connect(10) is False
-  assert wiring.instance_of(link.check()) == first  # the same instance: no ServerLost
-  counts = [first]
-  for seed in (1, 2):  # both restored from the checkpoint written above
+  client.insert([np.float32(2)], {"data": 1.0})
+  tables, first = wiring.server_info(link.address, 2)
+  assert link.check()["data"].current_size == tables["data"].current_size == 2
+  assert tables["data"].rate_limiter_info.insert_stats.completed == 2
+  instances = {first}
+  for _ in range(2):  # both restored from the checkpoint written above
     server.stop()
     server = start()
-    assert wiring.instance_of(client.server_info()) == first  # restored, not yet marked
-    # Seeded: two starts from one checkpoint collide with probability 1/4096.
-    counts.append(wiring.mark_instance(client, np.random.default_rng(seed)))
+    tables, instance = wiring.server_info(link.address, 2)
+    assert tables["data"].current_size == 1  # the checkpoint's
+    instances.add(instance)
     with pytest.raises(wiring.ServerLost, match="was restarted"):
       link.check()
-    assert link.connect(10) is True and link.check()
+    assert link.connect(10) is True and link.connect(10) is False
   server.stop()
-  assert len(set(counts)) == 3 and min(counts[1:]) > first
+  assert len(instances) == 3
   with pytest.raises(wiring.ServerLost, match="did not answer"):
     link.check()

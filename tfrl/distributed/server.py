@@ -35,24 +35,19 @@ def serve(port: int, checkpoint_dir: str, checkpoint_interval_s: float = 60.0,
           log: Callable[[str], None] = print, config: Optional[RunConfig] = None):
   """Serves until SIGTERM/SIGINT, checkpointing every `checkpoint_interval_s`
   and once more at shutdown. A checkpoint in `checkpoint_dir` is restored at
-  start (tables, items, rate limiter counts and the last pushed variables);
-  then the instance table is marked, so clients tell this start from any
-  before it (`wiring.ServerLink`)."""
+  start (tables, items, rate limiter counts and the last pushed variables)."""
   if not port or port <= 0:
     raise ConfigError("give the port to listen on explicitly: --port=N")
   config = wiring.role_config(config)
   agent = wiring.build_agent(config)
-  tables = (wiring.replay_tables(config, agent)
-            + [wiring.variable_table(agent), wiring.instance_table()])
+  tables = wiring.replay_tables(config, agent) + [wiring.variable_table(agent)]
   os.makedirs(checkpoint_dir, exist_ok=True)
   try:
     server = ReplayServer(tables, port=port, checkpoint_dir=checkpoint_dir)
   except RuntimeError as e:  # Reverb: "Failed to BuildAndStart gRPC server" (port taken)
     raise ConfigError(f"cannot listen on port {port}: {str(e).splitlines()[0]}") from None
-  wiring.mark_instance(server.client)
   info = server.client.server_info()
-  sizes = ", ".join(f"{name}: {t.current_size} items" for name, t in sorted(info.items())
-                    if name != wiring.INSTANCE_TABLE)
+  sizes = ", ".join(f"{name}: {t.current_size} items" for name, t in sorted(info.items()))
   log(f"Reverb server listening on *:{port} (all interfaces, no authentication); "
       f"tables {sizes}; checkpoints in {checkpoint_dir}")
   previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}

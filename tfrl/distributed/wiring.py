@@ -10,13 +10,18 @@ gives every blocking call on the server a bounded wait and tells a busy
 server from a dead or restarted one, so roles can rebuild their connection.
 """
 
+import functools
 import time
 from typing import Callable, Dict, List, Optional
 
 import gin
+import grpc
 import numpy as np
 import reverb
 import tensorflow as tf
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from reverb import reverb_types
+from reverb.cc import schema_pb2
 from tf_agents.experimental.distributed import reverb_variable_container as variable_container
 from tf_agents.trajectories import trajectory as trajectory_lib
 
@@ -207,38 +212,40 @@ class ServerLost(Exception):
   lost."""
 
 
-INSTANCE_TABLE = "server_instance"
-# Marks per server start: 1..this, at random; two starts from one checkpoint
-# collide with probability 1/this.
-_MAX_MARKS = 4096
+@functools.lru_cache(maxsize=None)
+def _server_info_response():
+  """The message Reverb's ServerInfo call answers with: its tables and the
+  server's `tables_state_id`, a random 128-bit id drawn when the server
+  starts, checkpoint restored or not. Reverb's Python client returns the
+  tables only, so tfrl asks over gRPC itself; the message is declared here
+  from Reverb's own schema protos (field numbers as in reverb_service.proto)."""
+  file_proto = descriptor_pb2.FileDescriptorProto(
+      name="tfrl/reverb_server_info.proto", package="tfrl.reverb",
+      dependency=[schema_pb2.DESCRIPTOR.name], syntax="proto3")
+  message = file_proto.message_type.add(name="ServerInfoResponse")
+  field = descriptor_pb2.FieldDescriptorProto
+  message.field.add(name="tables_state_id", number=1, type=field.TYPE_MESSAGE,
+                    label=field.LABEL_OPTIONAL, type_name=".deepmind.reverb.Uint128")
+  message.field.add(name="table_info", number=2, type=field.TYPE_MESSAGE,
+                    label=field.LABEL_REPEATED, type_name=".deepmind.reverb.TableInfo")
+  pool = descriptor_pool.Default()
+  pool.AddSerializedFile(file_proto.SerializeToString())
+  return message_factory.GetMessageClass(
+      pool.FindMessageTypeByName("tfrl.reverb.ServerInfoResponse"))
 
 
-def instance_table() -> reverb.Table:
-  """A table no role reads or writes: its insert count names the server
-  instance. Checkpoints carry the count, and each start adds a random number
-  of marks (`mark_instance`), so every start, a restore from a checkpoint
-  included, answers with a count no earlier instance had."""
-  return reverb.Table(name=INSTANCE_TABLE, sampler=reverb.selectors.Fifo(),
-                      remover=reverb.selectors.Fifo(), max_size=1,
-                      rate_limiter=reverb.rate_limiters.MinSize(1))
-
-
-def mark_instance(client: reverb.Client, rng: Optional[np.random.Generator] = None) -> int:
-  """Inserts 1..`_MAX_MARKS` marks into the instance table; returns the
-  instance's count."""
-  rng = np.random.default_rng() if rng is None else rng
-  with client.trajectory_writer(num_keep_alive_refs=1) as writer:
-    writer.append([np.zeros((), np.int8)])
-    for _ in range(int(rng.integers(1, _MAX_MARKS + 1))):
-      writer.create_item(INSTANCE_TABLE, 1.0, [writer.history[0][-1]])
-    writer.flush()
-  return instance_of(client.server_info())
-
-
-def instance_of(info: Dict[str, "reverb.TableInfo"]) -> Optional[int]:
-  """The instance a server's `server_info` names (None: it keeps no instance table)."""
-  table = info.get(INSTANCE_TABLE)
-  return None if table is None else int(table.rate_limiter_info.insert_stats.completed)
+def server_info(address: str, timeout_s: float):
+  """(tables by name as `reverb.Client.server_info` gives them, the server
+  instance's id), in one gRPC call bounded by `timeout_s`."""
+  response_type = _server_info_response()
+  with grpc.insecure_channel(address) as channel:
+    call = channel.unary_unary("/deepmind.reverb.ReverbService/ServerInfo",
+                               request_serializer=lambda _: b"",
+                               response_deserializer=response_type.FromString)
+    response = call(None, timeout=timeout_s)
+  tables = {t.name: reverb_types.TableInfo.from_serialized_proto(t.SerializeToString())
+            for t in response.table_info}
+  return tables, (response.tables_state_id.high, response.tables_state_id.low)
 
 
 @gin.configurable(module="tfrl.distributed")
@@ -253,15 +260,10 @@ class ServerLink:
   with a fresh client and `probe_timeout_s`, whether it is still the instance
   `connect` reached. The same instance answering means the wait was its rate
   limiter's (an actor ahead of the learner): wait again. No answer, or a new
-  instance (`instance_of` differs: restarted, restored from its checkpoint),
-  raises `ServerLost`; the role then drops its old writer and clients
-  (releasing the stale connection and its back-off) and calls `connect`,
-  which waits up to `reconnect_timeout_s` for the server.
-
-  A server just started answers with the count of the checkpoint it restored
-  until its marks land (a fraction of a second), so a probe in that window
-  may take it for the instance that wrote the checkpoint: the next probe
-  tells them apart.
+  instance (another `tables_state_id`: restarted, restored from its
+  checkpoint), raises `ServerLost`; the role then drops its old writer and
+  clients (releasing the stale connection and its back-off) and calls
+  `connect`, which waits up to `reconnect_timeout_s` for the server.
   """
 
   def __init__(self, address: str, log: Callable[[str], None] = print, wait_s: float = 10.0,
@@ -271,8 +273,7 @@ class ServerLink:
     self.probe_timeout_s = probe_timeout_s
     self.reconnect_timeout_s = reconnect_timeout_s
     self._log = log
-    self._reached = False
-    self._instance = None  # instance_of the server last reached
+    self._instance = None  # the tables_state_id of the server last reached
 
   def connect(self, timeout_s: Optional[float] = None) -> bool:
     """Blocks until the server answers (it may be starting or restarting);
@@ -284,19 +285,19 @@ class ServerLink:
     said = False
     while True:
       try:
-        info = self._probe()
+        _, instance = self._probe()
         break
       except _NO_ANSWER as e:
         if time.time() > deadline:
           message = (f"Reverb server {self.address} did not answer within {timeout_s:.0f} s "
                      f"({type(e).__name__})")
-          raise (ConfigError if not self._reached else ServerLost)(message) from None
+          raise (ConfigError if self._instance is None else ServerLost)(message) from None
         if not said:
           self._log(f"waiting for the Reverb server at {self.address} ...")
           said = True
         time.sleep(0.5)
-    new_instance = self._reached and instance_of(info) != self._instance
-    self._reached, self._instance = True, instance_of(info)
+    new_instance = self._instance is not None and instance != self._instance
+    self._instance = instance
     return new_instance
 
   def wait(self, blocking_call: Callable[[Optional[int]], None]) -> None:
@@ -310,19 +311,19 @@ class ServerLink:
       except reverb.errors.DeadlineExceededError:
         self.check()
 
-  def check(self) -> Dict[str, "reverb.TableInfo"]:
+  def check(self) -> Dict[str, "reverb_types.TableInfo"]:
     """The server's tables if the instance `connect` reached answers within
     `probe_timeout_s`; ServerLost otherwise."""
     try:
-      info = self._probe()
+      info, instance = self._probe()
     except _NO_ANSWER as e:
       raise ServerLost(f"the Reverb server at {self.address} did not answer within "
                        f"{self.probe_timeout_s:.0f} s ({type(e).__name__})") from None
-    if self._reached and instance_of(info) != self._instance:
+    if self._instance is not None and instance != self._instance:
       raise ServerLost(f"the Reverb server at {self.address} was restarted")
     return info
 
-  def table_info(self, table: str) -> "reverb.TableInfo":
+  def table_info(self, table: str) -> "reverb_types.TableInfo":
     """One table's info, from a bounded `check`."""
     return self.check()[table]
 
@@ -336,15 +337,15 @@ class ServerLink:
       return lost
     raise error
 
-  def _probe(self) -> Dict[str, "reverb.TableInfo"]:
-    """The server's tables, asked with a fresh client: gRPC shares one
-    connection per address among a process's clients, so once a role has
-    dropped the writers and clients that kept retrying a lost server, the
-    probe is no longer held up by that connection's reconnect back-off."""
-    return reverb.Client(self.address).server_info(timeout=max(1, round(self.probe_timeout_s)))
+  def _probe(self):
+    """(the server's tables, its instance id), over a channel of its own:
+    not the one Reverb's clients of this process share, so the probe is not
+    held up by that connection's reconnect back-off."""
+    return server_info(self.address, self.probe_timeout_s)
 
 
-_NO_ANSWER = (RuntimeError, tf.errors.OpError, ConnectionError, reverb.errors.ReverbError)
+_NO_ANSWER = (grpc.RpcError, RuntimeError, tf.errors.OpError, ConnectionError,
+              reverb.errors.ReverbError)
 
 
 def check_address(address: Optional[str], flag: str) -> str:
