@@ -15,11 +15,13 @@ clock for all seeds, so a seed's figure includes the other seeds' work up
 to then). Per way: the seeds that reached it, their median and slowest
 seconds to it, and the processes' total wall-clock seconds (start-up, agent
 building, every evaluation and export included). The ratio of the totals is
-the figure the K-seed mode is for.
+the figure the K-seed mode is for; their CPU seconds (user + sys, from
+getrusage) are the steadier figure on a machine others load.
 """
 
 import csv
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,17 +45,22 @@ DEFAULTS = [("ppo_cartpole_compiled.gin", 475.0), ("sac_pendulum_compiled.gin", 
 TRAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train.py")
 
 
+def cpu_s():
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
+
+
 def train(gin_file, root, seed, *bindings):
-  """One train.py process; its wall-clock seconds."""
+  """One train.py process; its (wall-clock, CPU) seconds."""
   command = [sys.executable, TRAIN, f"--gin_file={gin_file}", f"--root_dir={root}",
              f"--seed={seed}"] + [f"--gin_bindings={b}" for b in list(bindings) + FLAGS.gin_bindings]
-  start = time.time()
+  start, start_cpu = time.time(), cpu_s()
   result = subprocess.run(command, capture_output=True, text=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   if result.returncode != 0:
     raise RuntimeError(f"{gin_file} seed {seed}: "
                        f"{(result.stderr.strip().splitlines() or ['?'])[-1]}")
-  return time.time() - start
+  return time.time() - start, cpu_s() - start_cpu
 
 
 def seconds_to(root, threshold):
@@ -83,41 +90,45 @@ def main(argv):
     name = os.path.splitext(os.path.basename(gin_file))[0]
     ways = {}
     # One after another: K processes.
-    process_s, per_seed = 0.0, []
+    process_s, process_cpu_s, per_seed = 0.0, 0.0, []
     for seed in seeds:
       root = os.path.join(out_dir, f"{name}-single-s{seed}")
-      process_s += train(gin_file, root, seed)
+      wall, cpu = train(gin_file, root, seed)
+      process_s, process_cpu_s = process_s + wall, process_cpu_s + cpu
       per_seed.append(seconds_to(root, threshold))
       print(f"{name} single seed {seed}: s_to_thr {fmt(per_seed[-1][0][0], '.1f')}, final "
             f"{per_seed[-1][1]:.1f}, processes so far {process_s:.1f} s", flush=True)
-    ways["sequential"] = (process_s, per_seed)
+    ways["sequential"] = (process_s, process_cpu_s, per_seed)
     # One process, the K seeds in one graph.
     root = os.path.join(out_dir, f"{name}-in-graph")
-    process_s = train(gin_file, root, 0, f"tfrl.train.train.num_seeds = {FLAGS.num_seeds}")
+    process_s, process_cpu_s = train(gin_file, root, 0,
+                                     f"tfrl.train.train.num_seeds = {FLAGS.num_seeds}")
     per_seed = [seconds_to(os.path.join(root, f"seed_{seed}"), threshold) for seed in seeds]
     for seed, ((secs, _), final) in zip(seeds, per_seed):
       print(f"{name} in graph seed {seed}: s_to_thr {fmt(secs, '.1f')}, final {final:.1f}",
             flush=True)
-    print(f"{name} in graph: process {process_s:.1f} s", flush=True)
-    ways["in one graph"] = (process_s, per_seed)
+    print(f"{name} in graph: process {process_s:.1f} s, CPU {process_cpu_s:.1f} s", flush=True)
+    ways["in one graph"] = (process_s, process_cpu_s, per_seed)
     table.append((gin_file, threshold, ways))
   print(f"\n{FLAGS.num_seeds} seeds per config, whole budgets; load average at end "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
   print("| config | seeds | reached | s to thr per seed | median s to thr | slowest s to thr "
-        "| total process s | total ratio |")
-  print("|---|---|---|---|---|---|---|---|")
+        "| total process s | ratio | total CPU s | ratio |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   for gin_file, threshold, ways in table:
-    sequential_s = ways["sequential"][0]
-    for way, (process_s, per_seed) in ways.items():
+    sequential_s, sequential_cpu_s, _ = ways["sequential"]
+    for way, (process_s, process_cpu_s, per_seed) in ways.items():
       secs = [s for (s, _), _ in per_seed]
       reached = [s for s in secs if s is not None]
       print(f"| {gin_file} (≥ {threshold:g}) | {way} | {len(reached)}/{len(secs)} | "
             f"{', '.join(fmt(s, '.1f') for s in secs)} | "
             f"{fmt(statistics.median(reached) if reached else None, '.1f')} | "
             f"{fmt(max(reached) if reached else None, '.1f')} | {process_s:.1f} | "
-            f"{process_s / sequential_s:.2f} |")
+            f"{process_s / sequential_s:.2f} | {process_cpu_s:.1f} | "
+            f"{process_cpu_s / sequential_cpu_s:.2f} |")
   print("s to thr: progress.csv's wall_s at the first evaluation at the threshold (in one "
-        "graph: one clock for all seeds); total: the processes' wall-clock, start-up included.")
+        "graph: one clock for all seeds); totals: the processes' wall-clock and CPU (user + sys) "
+        "seconds, start-up included.")
 
 
 if __name__ == "__main__":

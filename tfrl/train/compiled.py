@@ -295,7 +295,10 @@ class SeedGroup:
   """Several compiled loops (one per seed) advanced by one tf.function:
   `run(counts)`, a [K] int64 tensor, runs loop k's `_run(counts[k])` (0:
   it stays as it is) and returns their results in order. The loops share
-  no variable, so each seed's values are its single-seed run's."""
+  no variable, so each seed's values are its single-seed run's. One XLA
+  cluster holds the K copies (K = 5 compiled PPO: ~10% less CPU than
+  calling each loop's own compiled function from a plain graph, though its
+  compilation grows faster than K: figures on the results page)."""
 
   def __init__(self, loops, jit_compile: bool = True):
     self.loops = list(loops)
