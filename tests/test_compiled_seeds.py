@@ -117,6 +117,27 @@ def test_k_seeds_of_an_off_policy_learner_in_a_plain_graph(tmp_path):
   _assert_seeds_learned_apart(tmp_path / "two" / "seed_1", tmp_path / "two" / "seed_2")
 
 
+class _StopSeedAt(tfrl.train.Hook):
+  def __init__(self, seed, iteration):
+    self.seed, self.iteration = seed, iteration
+
+  def after(self, run, advance):
+    if run.config.seed == self.seed and run.iteration >= self.iteration:
+      run.request_stop("test")
+
+
+def test_a_seed_that_stops_leaves_the_others_running_as_they_would(ppo_runs, tmp_path):
+  """Seed 4 stopped at iteration 2 (a hook's request, as StopAtReturn's):
+  its run ends there, checkpointed; seed 3 trains on to 4 and ends as in
+  the run where neither stopped."""
+  two, _, last_rows = ppo_runs
+  stopped = train(PPO, tmp_path, "tfrl.train.train.num_seeds = 2", hooks=[_StopSeedAt(4, 2)])
+  assert [int(r["iteration"]) for r in stopped] == [4, 2]
+  assert [r["iteration"] for r in rows(tmp_path / "seed_4")] == ["0", "2"]
+  assert checkpoint_values(tmp_path / "seed_4")["iteration/.ATTRIBUTES/VARIABLE_VALUE"] == 2
+  _assert_seed_equals_single_run(tmp_path / "seed_3", two / "seed_3")
+
+
 class _Killed(Exception):
   pass
 

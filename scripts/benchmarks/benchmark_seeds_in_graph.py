@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 r"""K seeds in one compiled graph against K single-seed runs, one after another.
 
-  python scripts/benchmarks/benchmark_seeds_in_graph.py                  # PPO CartPole, SAC Pendulum
+  python scripts/benchmarks/benchmark_seeds_in_graph.py     # PPO CartPole, SAC Pendulum
   python scripts/benchmarks/benchmark_seeds_in_graph.py --num_seeds=5 \
       --gin_file=ppo_cartpole_compiled.gin --threshold=475
 
@@ -53,7 +53,8 @@ def cpu_s():
 def train(gin_file, root, seed, *bindings):
   """One train.py process; its (wall-clock, CPU) seconds."""
   command = [sys.executable, TRAIN, f"--gin_file={gin_file}", f"--root_dir={root}",
-             f"--seed={seed}"] + [f"--gin_bindings={b}" for b in list(bindings) + FLAGS.gin_bindings]
+             f"--seed={seed}"]
+  command += [f"--gin_bindings={b}" for b in list(bindings) + FLAGS.gin_bindings]
   start, start_cpu = time.time(), cpu_s()
   result = subprocess.run(command, capture_output=True, text=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))

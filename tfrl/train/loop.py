@@ -397,8 +397,9 @@ class _Session:
 
 def _iterate(sessions, advance):
   several = len(sessions) > 1
-  bar = tqdm.tqdm(initial=min(s.run.iteration for s in sessions), total=max(s.run.num_iterations for s in sessions),
-                  desc="train", disable=None, leave=False)
+  bar = tqdm.tqdm(initial=min(s.run.iteration for s in sessions),
+                  total=max(s.run.num_iterations for s in sessions), desc="train", disable=None,
+                  leave=False)
   with bar:
     while True:
       active = [i for i, s in enumerate(sessions) if s.active]
