@@ -117,24 +117,35 @@ def test_k_seeds_of_an_off_policy_learner_in_a_plain_graph(tmp_path):
   _assert_seeds_learned_apart(tmp_path / "two" / "seed_1", tmp_path / "two" / "seed_2")
 
 
-class _StopSeedAt(tfrl.train.Hook):
-  def __init__(self, seed, iteration):
-    self.seed, self.iteration = seed, iteration
+class _EndSeedsAt(tfrl.train.Hook):
+  """At `iteration`, seed `stop` asks to stop (as StopAtReturn does) and
+  seed `diverge` diverges (as FiniteLoss raises)."""
+
+  def __init__(self, iteration, stop, diverge):
+    self.iteration, self.stop, self.diverge = iteration, stop, diverge
 
   def after(self, run, advance):
-    if run.config.seed == self.seed and run.iteration >= self.iteration:
+    if run.iteration == self.iteration and run.config.seed == self.stop:
       run.request_stop("test")
+    if run.iteration == self.iteration and run.config.seed == self.diverge:
+      raise FloatingPointError(f"non-finite loss nan {run.diverged()}")
 
 
-def test_a_seed_that_stops_leaves_the_others_running_as_they_would(ppo_runs, tmp_path):
-  """Seed 4 stopped at iteration 2 (a hook's request, as StopAtReturn's):
-  its run ends there, checkpointed; seed 3 trains on to 4 and ends as in
-  the run where neither stopped."""
-  two, _, last_rows = ppo_runs
-  stopped = train(PPO, tmp_path, "tfrl.train.train.num_seeds = 2", hooks=[_StopSeedAt(4, 2)])
-  assert [int(r["iteration"]) for r in stopped] == [4, 2]
+def test_a_seed_that_stops_or_diverges_leaves_the_others_running_as_they_would(ppo_runs,
+                                                                              tmp_path):
+  """Seeds 3-5; at iteration 2 seed 4 asks to stop and seed 5 diverges:
+  seed 4's run ends there, checkpointed; seed 5's stops before its
+  checkpoint; seed 3 trains on to 4 and ends as in the run where neither
+  did; then seed 5's error is raised, naming its run directory."""
+  two, _, _ = ppo_runs
+  with pytest.raises(FloatingPointError, match=r"seed_5: non-finite loss nan at iteration 2; "
+                                               r"last good checkpoint: None"):
+    train(PPO, tmp_path, "tfrl.train.train.num_seeds = 3", hooks=[_EndSeedsAt(2, 4, 5)])
   assert [r["iteration"] for r in rows(tmp_path / "seed_4")] == ["0", "2"]
   assert checkpoint_values(tmp_path / "seed_4")["iteration/.ATTRIBUTES/VARIABLE_VALUE"] == 2
+  assert not (tmp_path / "seed_5" / "checkpoints").exists()
+  assert [r["iteration"] for r in rows(tmp_path / "seed_5")] == ["0", "2"]
+  assert [r["iteration"] for r in rows(tmp_path / "seed_3")] == ["0", "2", "4"]
   _assert_seed_equals_single_run(tmp_path / "seed_3", two / "seed_3")
 
 
