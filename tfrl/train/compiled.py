@@ -263,7 +263,8 @@ def train_seeds(root_dir: str, config, hooks=(), log=print, jit_compile: bool = 
   (`SeedGroup`) advances them all; each writes a regular run directory,
   `<root_dir>/seed_<s>` (progress.csv, checkpoints, evaluation on its own
   gymnasium env, policy export), resumed on its own (a seed behind the
-  others catches up first). Returns the seeds' last progress rows."""
+  others catches up first). `hooks` are every seed's (each called with
+  that seed's Run). Returns the seeds' last progress rows."""
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   root_dirs = run_dir.seed_run_dirs(root_dir, seeds)  # writes nothing
   note = (f"seed {{}} of a {config.num_seeds}-seed run (seeds {seeds[0]}..{seeds[-1]} in one "
@@ -296,9 +297,9 @@ class SeedGroup:
   `run(counts)`, a [K] int64 tensor, runs loop k's `_run(counts[k])` (0:
   it stays as it is) and returns their results in order. The loops share
   no variable, so each seed's values are its single-seed run's. One XLA
-  cluster holds the K copies (K = 5 compiled PPO: ~10% less CPU than
-  calling each loop's own compiled function from a plain graph, though its
-  compilation grows faster than K: figures on the results page)."""
+  cluster holds the K copies: compiled PPO's first call, K = 5, took 14.8 s
+  of CPU (one seed: 3.6 s) against 21.2 s when each loop's own compiled
+  function was called from a plain graph (the results page)."""
 
   def __init__(self, loops, jit_compile: bool = True):
     self.loops = list(loops)
