@@ -94,6 +94,13 @@ def copy_of(run, tmp_path):
      "the compiled loop has no in-graph learner for agent_fn reinforce"),
     (["--gin_file=reinforce_cartpole.gin", "--replay_server=nonsense"],
      "--replay_server='nonsense' is not host:port"),
+    # K seeds in one graph: a count, the compiled loop, a root of seed directories.
+    (["--gin_file=ppo_cartpole_compiled.gin", "--gin_bindings=tfrl.train.train.num_seeds=0"],
+     "tfrl.train.train.num_seeds = 0: must be >= 1"),
+    (["--gin_file=reinforce_cartpole.gin", "--gin_bindings=tfrl.train.train.num_seeds=2"],
+     "num_seeds = 2 trains the seeds in one compiled graph: it needs tfrl.train.train.compiled"),
+    (["--gin_file=ppo_cartpole_compiled.gin", "--gin_bindings=tfrl.train.train.num_seeds=2"],
+     "holds a single-seed run (config.gin); a 2-seed run writes seed_0..seed_1 under a new"),
 ])
 def test_bad_input_is_one_line_and_touches_nothing(tmp_path, finished_run, args, message):
   bad = tmp_path / "bad.gin"

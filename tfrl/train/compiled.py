@@ -18,6 +18,7 @@ another off-policy agent joins by giving one with their interface
 (`tfrl.agents.learners`).
 """
 
+import dataclasses
 import os
 
 import gin
@@ -28,7 +29,7 @@ from tfrl.agents.learners import LEARNERS, in_graph_learner  # noqa: F401 (LEARN
 from tfrl.envs import tf_envs
 from tfrl.errors import ConfigError
 from tfrl.replay.in_graph import InGraphReplay
-from tfrl.train import loop, sources
+from tfrl.train import loop, run_dir, sources
 
 RNGS = ("stateless", "generator")
 
@@ -214,37 +215,117 @@ class CompiledLoop(tf.Module):
 
 @gin.configurable(module="tfrl.train")
 def train_compiled(root_dir: str, config, hooks=(), log=print, jit_compile: bool = True,
-                   xla_cpu_runtime: bool = True, rng: str = "stateless") -> dict:
+                   xla_cpu_runtime: bool = True, rng: str = "stateless"):
   """The off-policy loop of `config` compiled (`tfrl.train.train.compiled =
   True`; an on-policy config's: `tfrl.train.compiled_on_policy`), through the one train loop. The replay capacity is
   `replay.capacity`; an iteration is ceil(collect_steps_per_iteration /
   num_envs) batched env steps then `train_steps_per_iteration` updates, as
   in the regular loop. `jit_compile`: XLA (True) or a plain tf.function
-  graph. `xla_cpu_runtime`: XLA's newer CPU runtime (see `use_xla_cpu_runtime`)."""
+  graph. `xla_cpu_runtime`: XLA's newer CPU runtime (see `use_xla_cpu_runtime`).
+  Returns the last progress row; with `config.num_seeds` > 1, `train_seeds`'
+  list of them."""
   if jit_compile and xla_cpu_runtime:
     use_xla_cpu_runtime()
+  if config.num_seeds > 1:
+    return train_seeds(root_dir, config, hooks, log, jit_compile, rng)
   # The gymnasium env gives the agent's specs; collection runs on its TF twin.
   parts = sources.build_parts(config, num_envs=1)
   try:
-    if config.on_policy:  # (imported here: it builds on this module)
-      from tfrl.train import compiled_on_policy  # pylint: disable=import-outside-toplevel
-      return compiled_on_policy.run(root_dir, config, parts, hooks, log, jit_compile, rng)
-    compiled_loop = CompiledLoop(
-        tf_envs.make(config.env_id), in_graph_learner(parts.agent), config.num_envs,
-        config.replay.capacity, config.batch_size, config.seed,
-        steps_per_iteration=-(-config.collect_steps_per_iteration // config.num_envs),
-        train_steps_per_iteration=config.train_steps_per_iteration,
-        jit_compile=jit_compile, rng=rng)
-    source = CompiledSource(config, compiled_loop)
-    return loop.run_loop(root_dir, config, parts.agent, parts.evaluator, source, hooks, log,
-                         mode="compiled loop")
-  except tf.errors.InternalError as error:
-    if "XLA Runtime" not in str(error):
-      raise
-    raise ConfigError("XLA's CPU runtime could not compile the loop; set "
-                      "tfrl.train.train_compiled.xla_cpu_runtime = False") from None
+    with _xla_runtime_errors():
+      source, mode = build_source(config, parts, jit_compile, rng)
+      return loop.run_loop(root_dir, config, parts.agent, parts.evaluator, source, hooks, log,
+                           mode=mode)
   finally:
     parts.close()
+
+
+def build_source(config, parts, jit_compile: bool, rng: str):
+  """The compiled loop of `config` for `parts`' agent, as the train loop's
+  step source, and the mode's name: off-policy `CompiledSource`, on-policy
+  `compiled_on_policy.CompiledOnPolicySource`."""
+  if config.on_policy:  # (imported here: it builds on this module)
+    from tfrl.train import compiled_on_policy  # pylint: disable=import-outside-toplevel
+    return compiled_on_policy.build_source(config, parts, jit_compile, rng)
+  compiled_loop = CompiledLoop(
+      tf_envs.make(config.env_id), in_graph_learner(parts.agent), config.num_envs,
+      config.replay.capacity, config.batch_size, config.seed,
+      steps_per_iteration=-(-config.collect_steps_per_iteration // config.num_envs),
+      train_steps_per_iteration=config.train_steps_per_iteration,
+      jit_compile=jit_compile, rng=rng)
+  return CompiledSource(config, compiled_loop), "compiled loop"
+
+
+def train_seeds(root_dir: str, config, hooks=(), log=print, jit_compile: bool = True,
+                rng: str = "stateless") -> list:
+  """`config.num_seeds` seeds (`config.seed` on) trained in one graph: each
+  seed's agent, env state and replay are its own variables (built as a
+  single-seed run of that seed builds them), and one compiled function
+  (`SeedGroup`) advances them all; each writes a regular run directory,
+  `<root_dir>/seed_<s>` (progress.csv, checkpoints, evaluation on its own
+  gymnasium env, policy export), resumed on its own (a seed behind the
+  others catches up first). `hooks` are every seed's (each called with
+  that seed's Run). Returns the seeds' last progress rows."""
+  seeds = list(range(config.seed, config.seed + config.num_seeds))
+  root_dirs = run_dir.seed_run_dirs(root_dir, seeds)  # writes nothing
+  note = (f"seed {{}} of a {config.num_seeds}-seed run (seeds {seeds[0]}..{seeds[-1]} in one "
+          f"graph): resume it with the same command on {root_dir}")
+  all_parts, specs = [], []
+  try:
+    for seed, seed_dir in zip(seeds, root_dirs):
+      seed_config = dataclasses.replace(config, seed=seed)
+      parts = sources.build_parts(seed_config, num_envs=1)
+      all_parts.append(parts)
+      with _xla_runtime_errors():
+        source, mode = build_source(seed_config, parts, jit_compile, rng)
+      specs.append(loop.RunSpec(seed_dir, seed_config, parts.agent, parts.evaluator, source,
+                                hooks, _prefixed(log, f"[seed {seed}] "), f"{mode}, seed {seed}",
+                                note.format(seed)))
+    group = SeedGroup([spec.source.loop for spec in specs], jit_compile)
+
+    def advance(counts):
+      results = group.run(tf.constant([counts.get(i, 0) for i in range(len(specs))], tf.int64))
+      return {i: specs[i].source.advance_from(results[i]) for i in counts}
+    with _xla_runtime_errors():
+      return loop.run_loops(specs, advance, log)
+  finally:
+    for parts in all_parts:
+      parts.close()
+
+
+class SeedGroup:
+  """Several compiled loops (one per seed) advanced by one tf.function:
+  `run(counts)`, a [K] int64 tensor, runs loop k's `_run(counts[k])` (0:
+  it stays as it is) and returns their results in order. The loops share
+  no variable, so each seed's values are its single-seed run's. One XLA
+  cluster holds the K copies: compiled PPO's first call, K = 5, took 14.8 s
+  of CPU (one seed: 3.6 s) against 21.2 s when each loop's own compiled
+  function was called from a plain graph (the results page)."""
+
+  def __init__(self, loops, jit_compile: bool = True):
+    self.loops = list(loops)
+    self.run = tf.function(self._run, jit_compile=jit_compile, autograph=False)
+
+  def _run(self, counts):
+    return [compiled_loop._run(counts[i])  # pylint: disable=protected-access
+            for i, compiled_loop in enumerate(self.loops)]
+
+
+def _prefixed(log, prefix: str):
+  return lambda message: log(prefix + message)
+
+
+class _xla_runtime_errors:  # pylint: disable=invalid-name
+  """XLA's CPU runtime failing to compile the loop, as a ConfigError line."""
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, kind, error, traceback):
+    if kind is not None and issubclass(kind, tf.errors.InternalError) and \
+        "XLA Runtime" in str(error):
+      raise ConfigError("XLA's CPU runtime could not compile the loop; set "
+                        "tfrl.train.train_compiled.xla_cpu_runtime = False") from None
+    return False
 
 
 class CompiledSource(loop.StepSource):
@@ -272,9 +353,12 @@ class CompiledSource(loop.StepSource):
     self._store_finished_episodes()
 
   def run(self, num_iterations: int) -> loop.Advance:
-    mean_loss = float(self.loop.run(tf.constant(num_iterations, tf.int64)))
+    return self.advance_from(self.loop.run(tf.constant(num_iterations, tf.int64)))
+
+  def advance_from(self, result) -> loop.Advance:
+    """What the loop's `_run` returned (the mean loss), as an Advance."""
     self._store_finished_episodes()
-    return loop.Advance(mean_loss if self.loop.train_steps_per_iteration else None)
+    return loop.Advance(float(result) if self.loop.train_steps_per_iteration else None)
 
   def _store_finished_episodes(self):
     returns, lengths = self.loop.take_finished_episodes()

@@ -125,18 +125,16 @@ def rollout_steps(config, env) -> int:
   return episodes_per_env * env.max_episode_steps
 
 
-def run(root_dir: str, config, parts: sources.Parts, hooks=(), log=print,
-        jit_compile: bool = True, rng: str = "stateless") -> dict:
-  """The on-policy loop of `config` compiled, through the one train loop
-  (`tfrl.train.train_compiled` calls it with its knobs and the run's
-  parts, whose gymnasium env gave the agent's specs)."""
+def build_source(config, parts: sources.Parts, jit_compile: bool = True,
+                 rng: str = "stateless"):
+  """The on-policy loop of `config` compiled, as the train loop's step
+  source, and the mode's name (`tfrl.train.train_compiled` calls it with
+  its knobs and the run's parts, whose gymnasium env gave the agent's specs)."""
   env = tf_envs.make(config.env_id)
   compiled_loop = CompiledOnPolicyLoop(
       env, in_graph_learner(parts.agent), config.num_envs, rollout_steps(config, env),
       config.seed, jit_compile=jit_compile, rng=rng)
-  source = CompiledOnPolicySource(config, compiled_loop)
-  return loop.run_loop(root_dir, config, parts.agent, parts.evaluator, source, hooks, log,
-                       mode="compiled on-policy loop")
+  return CompiledOnPolicySource(config, compiled_loop), "compiled on-policy loop"
 
 
 class CompiledOnPolicySource(compiled.CompiledSource):
@@ -147,8 +145,9 @@ class CompiledOnPolicySource(compiled.CompiledSource):
   def prefill(self):
     self._store_finished_episodes()
 
-  def run(self, num_iterations: int) -> loop.Advance:
-    means = self.loop.run(tf.constant(num_iterations, tf.int64)).numpy()
+  def advance_from(self, result) -> loop.Advance:
+    """The means of [loss, *DIAGNOSTICS] the loop's `_run` returned, as an Advance."""
+    means = result.numpy()
     self._store_finished_episodes()
     return loop.Advance(float(means[0]),
                         dict(zip(self.loop.learner.DIAGNOSTICS, map(float, means[1:]))))

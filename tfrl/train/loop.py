@@ -252,76 +252,177 @@ def default_hooks(config, evaluator, agent, root_dir: str):
   return hooks
 
 
+class RunSpec(NamedTuple):
+  """One run directory's part of `run_loops`: where, what trains, what
+  advances it (`source`), extra hooks and how it logs. `config_note`: a
+  comment line config.gin gets below its format line (the K-seed runs')."""
+  root_dir: str
+  config: object
+  agent: object
+  evaluator: object
+  source: StepSource
+  hooks: Sequence[Hook] = ()
+  log: Callable[[str], None] = print
+  mode: str = ""
+  config_note: Optional[str] = None
+
+
 def run_loop(root_dir: str, config, agent, evaluator, source, hooks: Sequence[Hook] = (),
              log: Callable[[str], None] = print, mode: str = "") -> dict:
   """Trains `agent` with `source` until `config.num_iterations`; returns
   the last progress row. `hooks` run after the default ones (finite loss,
   evaluation, export) and before the checkpoint."""
-  log = _above_progress_bars(log)
-  iteration_var = tf.Variable(0, dtype=tf.int64, name="iteration")
-  wall_var = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
-  checkpoint = open_run_dir(root_dir, agent, dict(iteration=iteration_var, wall_s=wall_var,
-                                                  **source.checkpointed()))
-  run = Run(root_dir, config, agent, source, checkpoint, iteration_var, wall_var, log)
-  rows = ProgressCsv(os.path.join(root_dir, PROGRESS_FILE), PROGRESS_COLUMNS).rows()
-  kept = run.iteration if run.resumed else -1
-  dropped = sum(int(r["iteration"]) > kept for r in rows)  # what run_logger will drop
-  had_rows = len(rows)
-  where = f"{root_dir}{f' ({mode})' if mode else ''}"
-  if run.resumed:
-    log(f"resuming {where} at iteration {run.iteration}, from {checkpoint.latest}"
-        + (f" ({dropped} progress rows after it dropped)" if dropped else ""))
-  elif had_rows:
-    log(f"no checkpoint yet in {where}: starting over ({dropped} progress rows dropped)")
-  else:
-    log(f"starting a new run in {where}")
-  source.start(run)
-  run.logger = run_logger(root_dir, PROGRESS_COLUMNS, checkpoint, run.iteration, log)
-  hooks = default_hooks(config, evaluator, agent, root_dir) + list(hooks) + [
-      Checkpoint(config.checkpoint_interval, config.checkpoint_interval_s)]
-  with _stop_on_signals(run):
-    source.prefill()
-    for hook in hooks:
-      hook.begin(run)
-    _iterate(run, source, hooks)
-    if run.interrupted_by is not None:
-      if run.saved_iteration != run.iteration:
-        run.save_checkpoint()
-      raise Interrupted(f"interrupted at iteration {run.iteration}; checkpointed there: the same "
-                        "command resumes the run", run.interrupted_by)
-  for hook in hooks:
-    hook.end(run)
-  last_row = run.logger.finish(run.last_row)
-  log(format_summary(run.logger.progress.rows(), root_dir, run.wall_s()))
-  return last_row
+  spec = RunSpec(root_dir, config, agent, evaluator, source, hooks, log, mode)
+  return run_loops([spec], lambda counts: {0: source.run(counts[0])})[0]
 
 
-def _iterate(run: Run, source, hooks):
-  intervals = [h.interval for h in hooks if h.interval is not None]
-  bar = tqdm.tqdm(initial=run.iteration, total=run.num_iterations, desc="train", disable=None,
+def run_loops(specs: Sequence[RunSpec], advance: Callable[[Dict[int, int]], Dict[int, Advance]],
+              log: Optional[Callable[[str], None]] = None) -> list:
+  """The loop of several run directories advanced together (the K-seed
+  compiled runs: one graph call advances every seed): `advance({index:
+  iterations})` advances those runs and says what each did. Every run
+  directory is checked and its checkpoint restored before any is written.
+  A run resumed behind the others (a kill came between their checkpoints)
+  is advanced alone until it catches up, so no run is rolled back; a run
+  that stops (its budget, a hook's request) is left out of later calls;
+  a run that diverges (FloatingPointError) is stopped with its last good
+  checkpoint while the others go on, and its error is raised once they
+  have finished. `log`: the signal messages' (default: the first run's).
+  Returns the runs' last progress rows, in order."""
+  sessions = [_Session(spec) for spec in specs]  # nothing written yet
+  for session in sessions:
+    session.start()
+  runs = [s.run for s in sessions]
+  with _stop_on_signals(runs, _above_progress_bars(log or specs[0].log)):
+    for session in sessions:
+      session.begin()
+    _iterate(sessions, advance)
+    interrupted = [r.interrupted_by for r in runs if r.interrupted_by is not None]
+    if interrupted:
+      for session in sessions:
+        if session.failed is None and session.run.saved_iteration != session.run.iteration:
+          session.run.save_checkpoint()
+      where = runs[0].iteration if len(runs) == 1 else ", ".join(str(r.iteration) for r in runs)
+      raise Interrupted(f"interrupted at iteration {where}; checkpointed there: the same "
+                        "command resumes the run", interrupted[0])
+  last_rows = [s.finish() for s in sessions if s.failed is None]
+  failed = [s for s in sessions if s.failed is not None]
+  if failed:
+    raise failed[0].failed
+  return last_rows
+
+
+class _Session:
+  """One run directory inside `run_loops`: opened (checked, restored:
+  nothing written), then `start` (config.gin, the source, progress.csv),
+  `begin`, `after` each advance, `finish`."""
+
+  def __init__(self, spec: RunSpec):
+    self.spec = spec
+    self.log = _above_progress_bars(spec.log)
+    iteration_var = tf.Variable(0, dtype=tf.int64, name="iteration")
+    wall_var = tf.Variable(0.0, dtype=tf.float64, name="wall_s")
+    self.checkpoint, self._new_config = restore_run_dir(
+        spec.root_dir, spec.agent,
+        dict(iteration=iteration_var, wall_s=wall_var, **spec.source.checkpointed()))
+    self.run = Run(spec.root_dir, spec.config, spec.agent, spec.source, self.checkpoint,
+                   iteration_var, wall_var, self.log)
+    self.hooks = default_hooks(spec.config, spec.evaluator, spec.agent, spec.root_dir) + list(
+        spec.hooks) + [Checkpoint(spec.config.checkpoint_interval,
+                                  spec.config.checkpoint_interval_s)]
+    self.failed: Optional[BaseException] = None
+
+  def start(self):
+    spec, run = self.spec, self.run
+    if self._new_config is not None:
+      write_run_config(spec.root_dir, self._new_config, spec.config_note)
+    rows = ProgressCsv(os.path.join(spec.root_dir, PROGRESS_FILE), PROGRESS_COLUMNS).rows()
+    kept = run.iteration if run.resumed else -1
+    dropped = sum(int(r["iteration"]) > kept for r in rows)  # what run_logger will drop
+    where = f"{spec.root_dir}{f' ({spec.mode})' if spec.mode else ''}"
+    if run.resumed:
+      self.log(f"resuming {where} at iteration {run.iteration}, from {self.checkpoint.latest}"
+               + (f" ({dropped} progress rows after it dropped)" if dropped else ""))
+    elif rows:
+      self.log(f"no checkpoint yet in {where}: starting over ({dropped} progress rows dropped)")
+    else:
+      self.log(f"starting a new run in {where}")
+    spec.source.start(run)
+    run.logger = run_logger(spec.root_dir, PROGRESS_COLUMNS, self.checkpoint, run.iteration,
+                            self.log)
+
+  def begin(self):
+    self.spec.source.prefill()
+    for hook in self.hooks:
+      hook.begin(self.run)
+
+  @property
+  def active(self) -> bool:
+    return self.failed is None and not self.run.is_last and self.run.interrupted_by is None
+
+  def next_stop(self) -> int:
+    """The iteration the next advance may run to: the next hook due, the
+    budget, the source's limit per call."""
+    run = self.run
+    intervals = [h.interval for h in self.hooks if h.interval is not None]
+    stop = min([run.num_iterations] + [(run.iteration // i + 1) * i for i in intervals])
+    limit = self.spec.source.max_iterations_per_call
+    return stop if limit is None else min(stop, run.iteration + limit)
+
+  def after(self, count: int, advance: Advance, several: bool):
+    """The iteration counter, the loss, then the hooks due. Several runs
+    together: a divergence stops this one only."""
+    run = self.run
+    run.iteration += count
+    try:
+      if advance.loss is not None:
+        run.logger.store(loss=advance.loss, **advance.diagnostics)
+      for hook in self.hooks:
+        if hook.due(run):
+          hook.after(run, advance)
+    except FloatingPointError as error:
+      if not several:
+        raise
+      self.failed = FloatingPointError(f"{self.spec.root_dir}: {error}")
+      self.log(f"stopped: {error}")
+
+  def finish(self) -> dict:
+    for hook in self.hooks:
+      hook.end(self.run)
+    last_row = self.run.logger.finish(self.run.last_row)
+    self.log(format_summary(self.run.logger.progress.rows(), self.spec.root_dir,
+                            self.run.wall_s()))
+    return last_row
+
+
+def _iterate(sessions, advance):
+  several = len(sessions) > 1
+  bar = tqdm.tqdm(initial=min(s.run.iteration for s in sessions),
+                  total=max(s.run.num_iterations for s in sessions), desc="train", disable=None,
                   leave=False)
   with bar:
-    while not run.is_last and run.interrupted_by is None:
-      # As many iterations as the source takes at once, up to the next hook due.
-      stop = min([run.num_iterations] + [(run.iteration // i + 1) * i for i in intervals])
-      count = stop - run.iteration
-      if source.max_iterations_per_call is not None:
-        count = min(count, source.max_iterations_per_call)
+    while True:
+      active = [i for i, s in enumerate(sessions) if s.active]
+      if not active or any(s.run.interrupted_by is not None for s in sessions):
+        return
+      # As many iterations as the sources take at once, up to the next hook
+      # due; runs behind (resumed from an earlier checkpoint) catch up first.
+      stop = min(sessions[i].next_stop() for i in active)
+      counts = {i: stop - sessions[i].run.iteration for i in active
+                if sessions[i].run.iteration < stop}
       try:
-        advance = source.run(count)
+        advances = advance(counts)
       except tf.errors.InvalidArgumentError as e:
         if "nan" not in str(e).lower():
           raise
         # Agents with check_numerics (tf-agents') stop inside the graph.
-        run.iteration += count
-        raise FloatingPointError(f"non-finite values in training {run.diverged()}") from None
-      run.iteration += count
-      bar.update(count)
-      if advance.loss is not None:
-        run.logger.store(loss=advance.loss, **advance.diagnostics)
-      for hook in hooks:
-        if hook.due(run):
-          hook.after(run, advance)
+        session = sessions[min(counts)]
+        session.run.iteration += counts[min(counts)]
+        raise FloatingPointError(f"non-finite values in training {session.run.diverged()}"
+                                 + (" (one of the seeds' graphs)" if several else "")) from None
+      for i, count in counts.items():
+        sessions[i].after(count, advances[i], several)
+      bar.update(min(sessions[i].run.iteration for i in active) - bar.n)
 
 
 class _stop_on_signals:  # pylint: disable=invalid-name
@@ -330,16 +431,17 @@ class _stop_on_signals:  # pylint: disable=invalid-name
   second signal acts as it would without the loop. Only the main thread
   can take signals: elsewhere the handlers stay as they are."""
 
-  def __init__(self, run: Run):
-    self._run = run
+  def __init__(self, runs: Sequence[Run], log):
+    self._runs, self._log = list(runs), log
     self._previous = {}
 
   def _handle(self, signum, frame):
     del frame
     self._restore()
-    self._run.interrupted_by = signum
-    self._run.log(f"{signal.Signals(signum).name}: stopping after iteration "
-                  f"{self._run.iteration + 1} to checkpoint (again to stop at once)")
+    for run in self._runs:
+      run.interrupted_by = signum
+    self._log(f"{signal.Signals(signum).name}: stopping after iteration "
+              f"{self._runs[0].iteration + 1} to checkpoint (again to stop at once)")
 
   def _restore(self):
     for signum, handler in self._previous.items():
@@ -375,20 +477,28 @@ def resume_seed(seed: int, iteration: int) -> int:
   return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0])
 
 
-def open_run_dir(root_dir: str, agent, tracked: dict) -> RunCheckpoint:
-  """Opens a run directory for training: refuses one written with another
-  config, restores the latest checkpoint of `agent` and `tracked` (counters,
-  loop state) before anything is written — a damaged checkpoint stops the
-  run with the directory as it was — and writes config.gin for a new run."""
+def restore_run_dir(root_dir: str, agent, tracked: dict):
+  """Opens a run directory for training, writing nothing: refuses one
+  written with another config, restores the latest checkpoint of `agent`
+  and `tracked` (counters, loop state) — a damaged checkpoint stops the
+  run with the directory as it was. Returns (the RunCheckpoint, the config
+  text `write_run_config` must write for a new run, else None)."""
   config = gin.operative_config_str()
   resuming = check_run_dir(root_dir, config)
   run_checkpoint = RunCheckpoint(root_dir, agent, tracked)
   if run_checkpoint.latest:
     run_checkpoint.restore()
+  return run_checkpoint, None if resuming else config
+
+
+def write_run_config(root_dir: str, config: str, note: Optional[str] = None):
+  """A new run's config.gin: the format line, `note` as a comment, the config."""
   os.makedirs(root_dir, exist_ok=True)
-  if not resuming:
-    atomic_write(os.path.join(root_dir, CONFIG_FILE), with_run_format(config))
-  return run_checkpoint
+  text = with_run_format(config)
+  if note:
+    first, rest = text.split("\n", 1)
+    text = f"{first}\n# {note}\n{rest}"
+  atomic_write(os.path.join(root_dir, CONFIG_FILE), text)
 
 
 def run_logger(root_dir: str, columns, run_checkpoint: RunCheckpoint, iteration: int,

@@ -63,6 +63,27 @@ def check_run_dir(root_dir: str, config: str) -> bool:
   return True
 
 
+def seed_run_dirs(root_dir: str, seeds) -> List[str]:
+  """The run directories of a K-seed run (`tfrl.train.train.num_seeds`):
+  `<root_dir>/seed_<s>` per seed. Writes nothing. Refuses a root that is a
+  file, that holds a single-seed run (config.gin), or that holds anything
+  but these seeds' directories (another K-seed run's, say)."""
+  names = [f"seed_{s}" for s in seeds]
+  if os.path.exists(root_dir) and not os.path.isdir(root_dir):
+    raise ConfigError(f"run directory {root_dir!r} exists and is not a directory")
+  if os.path.exists(os.path.join(root_dir, CONFIG_FILE)):
+    raise ConfigError(f"run directory {root_dir!r} holds a single-seed run ({CONFIG_FILE}); a "
+                      f"{len(names)}-seed run writes {names[0]}..{names[-1]} under a new "
+                      "--root_dir")
+  present = sorted(os.listdir(root_dir)) if os.path.isdir(root_dir) else []
+  strays = [name for name in present if name not in names]
+  if strays:
+    raise ConfigError(f"run directory {root_dir!r} holds {', '.join(strays[:3])}"
+                      f"{', ...' if len(strays) > 3 else ''}, not one of this run's seed "
+                      f"directories {names[0]}..{names[-1]}; choose a new --root_dir")
+  return [os.path.join(root_dir, name) for name in names]
+
+
 def with_run_format(config: str) -> str:
   """config.gin's text: the run format line, then the operative config."""
   return f"{FORMAT_PREFIX}{RUN_FORMAT}\n{config}"

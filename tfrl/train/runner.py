@@ -10,7 +10,9 @@ from tfrl.train.settings import RunConfig
 def train(root_dir: str, config: Optional[RunConfig] = None, hooks: Sequence[loop.Hook] = (),
           log: Callable[[str], None] = print, **settings) -> dict:
   """Trains an agent in this process; resumes if `root_dir` holds a
-  checkpoint of the same config. Returns the last progress row.
+  checkpoint of the same config. Returns the last progress row (with
+  `num_seeds` > 1: the seeds' last rows, in seed order; their run
+  directories are `<root_dir>/seed_<s>`).
 
   `config`: a RunConfig; by default the one gin's `tfrl.train.train.*`
   bindings describe, with `settings` (its field names) on top. `hooks`:

@@ -40,7 +40,9 @@ class RunConfig:
   `fn(time_step_spec, action_spec)` of a callable rewriting each iteration's
   episodes (`@tfrl.rudder.RewardRedistribution`). `compiled`: the whole
   loop as one XLA graph (`tfrl.train.compiled`; on-policy agents:
-  `tfrl.train.compiled_on_policy`).
+  `tfrl.train.compiled_on_policy`). `num_seeds` > 1 (compiled only): seeds
+  `seed` .. `seed + num_seeds - 1` trained in one graph, each into its own
+  run directory `<root_dir>/seed_<s>` (`tfrl.train.compiled.train_seeds`).
   `replay_server_address`: an external Reverb server ("host:port"): the
   process becomes the distributed learner (`tfrl.distributed.learn`).
   """
@@ -65,6 +67,7 @@ class RunConfig:
   replay_server_address: Optional[str] = None
   reward_redistribution: Optional[Callable] = None
   compiled: bool = False
+  num_seeds: Count = 1
 
   def __post_init__(self):
     check_fields(self, "tfrl.train.train")
@@ -103,6 +106,9 @@ class RunConfig:
     if self.reward_redistribution is not None and segments:
       raise ConfigError("reward_redistribution needs whole episodes: unset "
                         "tfrl.replay.EpisodeReplay.segment_steps")
+    if self.num_seeds > 1 and not self.compiled:
+      raise ConfigError(f"tfrl.train.train.num_seeds = {self.num_seeds} trains the seeds in one "
+                        "compiled graph: it needs tfrl.train.train.compiled = True")
     if self.compiled:
       if self.reward_redistribution is not None:
         raise ConfigError("reward_redistribution is not part of the compiled loop: unset it "

@@ -48,9 +48,12 @@ class Parts(NamedTuple):
 
 
 def build_parts(config, num_envs: int) -> Parts:
-  """Seeds TF and numpy, then builds the envs and the agent (specs from the env)."""
-  tf.random.set_seed(config.seed)
-  np.random.seed(config.seed)
+  """Seeds TF, numpy, Python and Keras, then builds the envs and the agent
+  (specs from the env). Keras too: an initializer instance given no seed
+  (tf-agents' last layers: RandomUniform, VarianceScaling) draws one from
+  Python's `random` unless Keras' own seed generator is set, so with TF's
+  seed alone DQN's and SAC's first weights differed from process to process."""
+  tf.keras.utils.set_random_seed(config.seed)  # also tf.random, numpy, random
   env = envs.load(config.env_id, seed=config.seed, num_envs=num_envs)
   # A separate seed stream so evaluation never perturbs collection;
   # training=False: whole games and raw scores where the env family
