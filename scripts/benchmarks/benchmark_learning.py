@@ -355,11 +355,18 @@ def ratio(a, b):
   return a / b if a is not None and b else None
 
 
+def shown(gin_file):
+  """A config as the tables show it: scripts/benchmarks/configs/ files by name."""
+  in_configs = os.path.dirname(os.path.abspath(gin_file)) == BENCHMARK_CONFIGS
+  return os.path.basename(gin_file) if in_configs else gin_file
+
+
 def print_row(r):
   if "error" in r:
-    print(f"{r['config']:<28} {r['lib']:<20} {r['seed']:>4} error: {r['error']}", flush=True)
+    print(f"{shown(r['config']):<28} {r['lib']:<20} {r['seed']:>4} error: {r['error']}",
+          flush=True)
     return
-  print(f"{r['config']:<28} {r['lib']:<20} {r['seed']:>4} {r['final']:>8.1f} "
+  print(f"{shown(r['config']):<28} {r['lib']:<20} {r['seed']:>4} {r['final']:>8.1f} "
         f"{fmt(r['steps_to'], '>12d')} {fmt(r['secs_to'], '>9.1f')} {r['train_s']:>8.1f} "
         f"{r['process_s']:>9.1f} {r['env_steps']:>10d} {fmt(r['eval_gap'], '>8d')} "
         f"{fmt(steps_per_s(r['env_steps'], r['train_s']), '>8.0f')}"
@@ -391,7 +398,7 @@ def print_marks(configs, results, libs):
         returns = [x for x in returns if x is not None]
         at.append(f"{m // 1000}k: {fmt(statistics.median(returns) if returns else None, '.1f')}")
       speed_ratio = ratio(speeds.get("tfrl"), speeds[lib]) if lib != "tfrl" else None
-      print(f"{os.path.basename(gin_file):<28} {lib:<20} {len(ok):>5} "
+      print(f"{shown(gin_file):<28} {lib:<20} {len(ok):>5} "
             f"{fmt(speeds[lib], '>11.0f')} {fmt(speed_ratio, '>6.2f')} "
             f"{fmt(statistics.median(updates) if updates else None, '>13.1f')}  " + ", ".join(at))
   print("steps/s: env steps over training seconds (updates and evaluations included); "
@@ -452,7 +459,8 @@ def main(argv):
       threshold = ok[0]["threshold"]
       reached = [r for r in ok if r["steps_to"] is not None]
       final_ok = sum(threshold is not None and r["final"] >= threshold for r in ok)
-      print(f"{gin_file:<28} {lib:<20} {fmt(threshold, '>6g')} {len(reached):>3}/{len(ok):<3} "
+      print(f"{shown(gin_file):<28} {lib:<20} {fmt(threshold, '>6g')} "
+            f"{len(reached):>3}/{len(ok):<3} "
             f"{final_ok:>6}/{len(ok):<3} {median(ok, 'final'):>9.1f} "
             f"{fmt(median(reached, 'steps_to'), '>12.0f')} "
             f"{fmt(median(reached, 'secs_to'), '>8.1f')} {median(ok, 'train_s'):>11.1f}")
@@ -473,7 +481,7 @@ def main(argv):
         sides.append((f"{len(reached)}/{len(ok)}", median(reached, "secs_to"),
                       median(reached, "steps_to")))
       (t_reached, t_s, t_steps), (s_reached, s_s, s_steps) = sides
-      print(f"{gin_file:<28} {sb3_lib(gin_file):<20} {t_reached + ' / ' + s_reached:>16} "
+      print(f"{shown(gin_file):<28} {sb3_lib(gin_file):<20} {t_reached + ' / ' + s_reached:>16} "
             f"{fmt(t_s, '>9.1f')} {fmt(s_s, '>8.1f')} {fmt(ratio(t_s, s_s), '>7.2f')} "
             f"{fmt(t_steps, '>13.0f')} {fmt(s_steps, '>12.0f')} "
             f"{fmt(ratio(t_steps, s_steps), '>11.2f')}")
