@@ -363,10 +363,10 @@ def shown(gin_file):
 
 def print_row(r):
   if "error" in r:
-    print(f"{shown(r['config']):<28} {r['lib']:<20} {r['seed']:>4} error: {r['error']}",
+    print(f"{shown(r['config']):<30} {r['lib']:<20} {r['seed']:>4} error: {r['error']}",
           flush=True)
     return
-  print(f"{shown(r['config']):<28} {r['lib']:<20} {r['seed']:>4} {r['final']:>8.1f} "
+  print(f"{shown(r['config']):<30} {r['lib']:<20} {r['seed']:>4} {r['final']:>8.1f} "
         f"{fmt(r['steps_to'], '>12d')} {fmt(r['secs_to'], '>9.1f')} {r['train_s']:>8.1f} "
         f"{r['process_s']:>9.1f} {r['env_steps']:>10d} {fmt(r['eval_gap'], '>8d')} "
         f"{fmt(steps_per_s(r['env_steps'], r['train_s']), '>8.0f')}"
@@ -379,7 +379,7 @@ def print_marks(configs, results, libs):
   """Per budgeted config and lib: median returns at its marks and median env
   steps/s; with SB3 beside, the ratios tfrl/SB3."""
   print()
-  print(f"{'config':<28} {'lib':<20} {'seeds':>5} {'med steps/s':>11} {'ratio':>6} "
+  print(f"{'config':<30} {'lib':<20} {'seeds':>5} {'med steps/s':>11} {'ratio':>6} "
         f"{'med updates/s':>13}  median return at the marks (env steps)")
   for gin_file, _ in configs:
     plan = budget(gin_file)
@@ -398,7 +398,7 @@ def print_marks(configs, results, libs):
         returns = [x for x in returns if x is not None]
         at.append(f"{m // 1000}k: {fmt(statistics.median(returns) if returns else None, '.1f')}")
       speed_ratio = ratio(speeds.get("tfrl"), speeds[lib]) if lib != "tfrl" else None
-      print(f"{shown(gin_file):<28} {lib:<20} {len(ok):>5} "
+      print(f"{shown(gin_file):<30} {lib:<20} {len(ok):>5} "
             f"{fmt(speeds[lib], '>11.0f')} {fmt(speed_ratio, '>6.2f')} "
             f"{fmt(statistics.median(updates) if updates else None, '>13.1f')}  " + ", ".join(at))
   print("steps/s: env steps over training seconds (updates and evaluations included); "
@@ -421,7 +421,7 @@ def main(argv):
   check_configs([gin_file for gin_file, _ in configs])
   out_dir = FLAGS.out_dir or tempfile.mkdtemp(prefix="tfrl-bench-")
   marks = sorted({m for gin_file, _ in configs if budget(gin_file) for m in budget(gin_file).marks})
-  print(f"{'config':<28} {'lib':<20} {'seed':>4} {'final':>8} {'steps_to_thr':>12} "
+  print(f"{'config':<30} {'lib':<20} {'seed':>4} {'final':>8} {'steps_to_thr':>12} "
         f"{'s_to_thr':>9} {'train_s':>8} {'process_s':>9} {'env_steps':>10} {'eval_gap':>8} "
         f"{'steps/s':>8}" + ("  returns at the pair's marks" if marks else ""))
   results, sb3_runs = [], {}
@@ -448,7 +448,7 @@ def main(argv):
         results.append(r)
         print_row(r)
   print()
-  print(f"{'config':<28} {'lib':<20} {'thr':>6} {'reached':>7} {'final>=thr':>10} "
+  print(f"{'config':<30} {'lib':<20} {'thr':>6} {'reached':>7} {'final>=thr':>10} "
         f"{'med_final':>9} {'med_steps_to':>12} {'med_s_to':>8} {'med_train_s':>11}")
   libs = lambda gin_file: ["tfrl"] + ([sb3_lib(gin_file)] if gin_file in twins else [])
   for gin_file, threshold in configs:
@@ -459,7 +459,7 @@ def main(argv):
       threshold = ok[0]["threshold"]
       reached = [r for r in ok if r["steps_to"] is not None]
       final_ok = sum(threshold is not None and r["final"] >= threshold for r in ok)
-      print(f"{shown(gin_file):<28} {lib:<20} {fmt(threshold, '>6g')} "
+      print(f"{shown(gin_file):<30} {lib:<20} {fmt(threshold, '>6g')} "
             f"{len(reached):>3}/{len(ok):<3} "
             f"{final_ok:>6}/{len(ok):<3} {median(ok, 'final'):>9.1f} "
             f"{fmt(median(reached, 'steps_to'), '>12.0f')} "
@@ -470,7 +470,7 @@ def main(argv):
     print_marks(configs, results, libs)
   if twins:
     print()
-    print(f"{'config':<28} {'sb3':<20} {'reached tfrl/sb3':>16} {'s_to tfrl':>9} {'s_to sb3':>8} "
+    print(f"{'config':<30} {'sb3':<20} {'reached tfrl/sb3':>16} {'s_to tfrl':>9} {'s_to sb3':>8} "
           f"{'s ratio':>7} {'steps_to tfrl':>13} {'steps_to sb3':>12} {'steps ratio':>11}")
     for gin_file in twins:
       sides = []
@@ -481,7 +481,7 @@ def main(argv):
         sides.append((f"{len(reached)}/{len(ok)}", median(reached, "secs_to"),
                       median(reached, "steps_to")))
       (t_reached, t_s, t_steps), (s_reached, s_s, s_steps) = sides
-      print(f"{shown(gin_file):<28} {sb3_lib(gin_file):<20} {t_reached + ' / ' + s_reached:>16} "
+      print(f"{shown(gin_file):<30} {sb3_lib(gin_file):<20} {t_reached + ' / ' + s_reached:>16} "
             f"{fmt(t_s, '>9.1f')} {fmt(s_s, '>8.1f')} {fmt(ratio(t_s, s_s), '>7.2f')} "
             f"{fmt(t_steps, '>13.0f')} {fmt(s_steps, '>12.0f')} "
             f"{fmt(ratio(t_steps, s_steps), '>11.2f')}")
