@@ -346,13 +346,18 @@ def wrapper_class(wrappers, evaluation: bool):
   """make_vec_env's wrapper_class: `wrappers` innermost first, with their
   evaluation arguments (`ENV_WRAPPERS`) for evaluation envs; None if none."""
   import importlib  # pylint: disable=import-outside-toplevel
+  import inspect  # pylint: disable=import-outside-toplevel
   if not wrappers:
     return None
   classes = []
   for name, kwargs in wrappers:
     module, _, attribute = name.rpartition(".")
+    cls = getattr(importlib.import_module(module), attribute)
+    unknown = set(kwargs) - set(inspect.signature(cls).parameters)
+    if unknown:
+      raise SettingsError(f"env_wrapper {name} has no argument {', '.join(sorted(unknown))}")
     kwargs = dict(kwargs, **ENV_WRAPPERS[name]) if evaluation else dict(kwargs)
-    classes.append((getattr(importlib.import_module(module), attribute), kwargs))
+    classes.append((cls, kwargs))
 
   def wrap(env):
     for cls, kwargs in classes:
