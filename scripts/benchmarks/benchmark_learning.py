@@ -20,7 +20,11 @@ seed for configs sharing it, e.g. a regular and a compiled one) with rl-zoo3's
 tuned hyperparameters (scripts/benchmarks/sb3_reference.py): the same
 threshold, the same deterministic evaluation every tfrl run's median env steps
 between its evaluations (or `--sb3_eval_every`), the same clock; SB3's budget
-is rl-zoo's n_timesteps, capped by `--sb3_max_steps`. The summary then gives
+is rl-zoo's n_timesteps, capped by `--sb3_max_steps`; in the budgeted suites
+(and for scripts/benchmarks/configs/ files however given) it is the config's
+`Budget`, for pixels the start of rl-zoo's full run (its schedules' pace kept)
+with rl-zoo's `atari` entry (AtariWrapper, frame stack 4, CnnPolicy) or, for
+MinAtar, sb3_reference.py's own entry. The summary then gives
 per pair the ratios tfrl/SB3 of the median seconds and env steps to threshold.
 
 Each run is `scripts/train.py` in its own process (one at a time, so runs do
