@@ -142,7 +142,8 @@ CASES = [
     # benchmarks/benchmark_learning.py
     ("benchmarks/benchmark_learning.py", [], "give --gin_file (repeatable) or --suite"),
     ("benchmarks/benchmark_learning.py", ["--suite=nonsense"],
-     "flag --suite=nonsense: value should be one of <agents|rudder|compiled|compiled_ppo|mujoco|pixels>"),
+     "flag --suite=nonsense: value should be one of "
+     "<agents|rudder|compiled|compiled_ppo|mujoco|pixels|pixels_speed>"),
     ("benchmarks/benchmark_learning.py", ["--suite=agents", "--gin_file=dqn_cartpole.gin"],
      "give --suite or --gin_file (with --threshold), not both"),
     ("benchmarks/benchmark_learning.py", ["--gin_file=dqn_cartpole.gin", "--seeds=1,,x"],
