@@ -147,10 +147,9 @@ class RayRoles:
     self.launch = None
 
   def start(self, extra, num_actors, actor_args=(), learner_root=None):
-    import ray
     from tfrl.distributed import ray_launch
     assert not actor_args, "the Ray launcher's actors run until stopped"
-    files = [os.path.abspath(f) if os.path.exists(f) else f for f in FLAGS.gin_file]
+    files = ray_gin_files()
     bindings = list(FLAGS.gin_bindings) + list(extra)
     placement = ray_launch.check_config(files, bindings)
     t0 = time.time()
@@ -163,7 +162,6 @@ class RayRoles:
                                     log=lambda _: None)
     self.launch.start(with_learner=learner_root is not None)
     self.address = self.launch.address
-    self.ray = ray
 
   def actors_writing(self) -> bool:
     lines = self.launch.state()["lines"]
@@ -178,14 +176,21 @@ class RayRoles:
     self.launch.wait()
 
   def stop(self):
+    import ray
     try:
       if self.launch is not None:
         self.launch.stop()
     finally:
-      self.ray.shutdown()
+      if ray.is_initialized():
+        ray.shutdown()
 
 
 LAUNCHERS = {"local": LocalRoles, "ray": RayRoles}
+
+
+def ray_gin_files():
+  """The gin files as Ray's role processes find them (absolute paths)."""
+  return [os.path.abspath(f) if os.path.exists(f) else f for f in FLAGS.gin_file]
 
 
 def measure_collection(launcher, num_actors, settings, agent, work_dir):
@@ -263,6 +268,9 @@ def main(argv):
   del argv
   from tfrl.distributed import wiring
   from tfrl.train import config
+  if "ray" in FLAGS.launcher:  # its settings (tfrl.distributed.ray.*) checked before any run
+    from tfrl.distributed import ray_launch
+    ray_launch.check_config(ray_gin_files(), FLAGS.gin_bindings)
   config.parse_config(FLAGS.gin_file, FLAGS.gin_bindings)
   settings = wiring.role_config()
   if settings.replay.on_policy:
