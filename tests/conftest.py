@@ -101,3 +101,23 @@ if "tfrl-test/CountingFrames-v0" not in gym.registry:
 @pytest.fixture
 def counting_frames_env_id():
   return "tfrl-test/CountingFrames-v0"
+
+
+@pytest.fixture
+def as_trajectory():
+  """Transitions (observation, action, reward, discount, next_observation;
+  each [B, ...]) as the [B, 2] Trajectory tf-agents' DQN and actor-critic
+  agents train on."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=import-outside-toplevel
+  from tf_agents.trajectories import trajectory  # pylint: disable=import-outside-toplevel
+
+  def convert(batch):
+    mid = tf.fill(tf.shape(batch["reward"])[:1], tf.constant(ts.StepType.MID, tf.int32))
+    pair = lambda first, second: tf.stack([first, second], axis=1)
+    return trajectory.Trajectory(
+        pair(mid, mid), pair(batch["observation"], batch["next_observation"]),
+        pair(batch["action"], batch["action"]), (), pair(mid, mid),
+        pair(batch["reward"], tf.zeros_like(batch["reward"])),
+        pair(batch["discount"], tf.ones_like(batch["discount"])))
+  return convert

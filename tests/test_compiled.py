@@ -12,7 +12,6 @@ import pytest
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
-from tf_agents.trajectories import trajectory
 
 import tfrl
 from tfrl.agents.dqn import InGraphDqn, epsilon_greedy, exponentially_decaying_epsilon, \
@@ -453,18 +452,7 @@ def _dqn_agents(**hyperparameters):
   return agents
 
 
-def _as_trajectory(batch):
-  """A batch of transitions as the [B, 2] Trajectory tf-agents' DQN trains on."""
-  mid = tf.fill(tf.shape(batch["reward"])[:1], tf.constant(ts.StepType.MID, tf.int32))
-  pair = lambda first, second: tf.stack([first, second], axis=1)
-  return trajectory.Trajectory(
-      pair(mid, mid), pair(batch["observation"], batch["next_observation"]),
-      pair(batch["action"], batch["action"]), (), pair(mid, mid),
-      pair(batch["reward"], tf.zeros_like(batch["reward"])),
-      pair(batch["discount"], tf.ones_like(batch["discount"])))
-
-
-def test_compiled_loop_matches_tf_agents_dqn_on_gymnasium():
+def test_compiled_loop_matches_tf_agents_dqn_on_gymnasium(as_trajectory):
   """A tiny deterministic case: greedy acting (epsilon 0), a replay of one
   row (every sample is the newest transition), Huber loss, gradient
   clipping, target sync every 2 steps. The compiled loop (TF CartPole,
@@ -500,7 +488,7 @@ def test_compiled_loop_matches_tf_agents_dqn_on_gymnasium():
              "reward": tf.constant([reward] * 4, tf.float32),
              "discount": tf.constant([0.0 if terminated else 1.0] * 4),
              "next_observation": tf.constant(np.repeat(next_observation[None], 4, 0))}
-    train(_as_trajectory(batch))
+    train(as_trajectory(batch))
     actions.append(action)
     episodes += terminated
   assert episodes >= 1
@@ -512,7 +500,7 @@ def test_compiled_loop_matches_tf_agents_dqn_on_gymnasium():
 
 
 @pytest.mark.parametrize("double_q", [False, True])
-def test_in_graph_update_equals_tf_agents_train_on_the_same_batches(double_q):
+def test_in_graph_update_equals_tf_agents_train_on_the_same_batches(as_trajectory, double_q):
   """Squared loss, no clipping, several steps with target syncs: one
   InGraphDqn.update (XLA) per DqnAgent.train (DdqnAgent's target with
   double_q) on the same batch; same loss, same online and target weights."""
@@ -532,7 +520,7 @@ def test_in_graph_update_equals_tf_agents_train_on_the_same_batches(double_q):
              "discount": tf.constant(rng.integers(2, size=5), tf.float32),
              "next_observation": tf.constant(rng.normal(size=(5, 4)), tf.float32)}
     loss = float(update(batch))
-    assert loss == pytest.approx(float(reference.train(_as_trajectory(batch)).loss), rel=1e-4)
+    assert loss == pytest.approx(float(reference.train(as_trajectory(batch)).loss), rel=1e-4)
   for a, b in zip(ours._q_network.variables + ours._target_q_network.variables,
                   reference._q_network.variables + reference._target_q_network.variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)

@@ -11,8 +11,6 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tf_agents.specs import tensor_spec
-from tf_agents.trajectories import time_step as ts
-from tf_agents.trajectories import trajectory
 
 import tfrl
 from tfrl.agents import in_graph
@@ -100,17 +98,6 @@ def _batch(rng, size=6):
           "next_observation": tf.constant(rng.normal(size=(size, 3)), tf.float32)}
 
 
-def _as_trajectory(batch):
-  """Transitions as the [B, 2] Trajectory tf-agents' actor-critic agents train on."""
-  mid = tf.fill(tf.shape(batch["reward"])[:1], tf.constant(ts.StepType.MID, tf.int32))
-  pair = lambda first, second: tf.stack([first, second], axis=1)
-  return trajectory.Trajectory(
-      pair(mid, mid), pair(batch["observation"], batch["next_observation"]),
-      pair(batch["action"], batch["action"]), (), pair(mid, mid),
-      pair(batch["reward"], tf.zeros_like(batch["reward"])),
-      pair(batch["discount"], tf.ones_like(batch["discount"])))
-
-
 @pytest.fixture
 def seeded_tfp_samples(monkeypatch):
   """tfp draws without a seed (tf-agents' losses sample so) take the seeds
@@ -142,7 +129,7 @@ def _assert_same_variables(ours, theirs, names, rtol=1e-4, atol=1e-6):
 
 @pytest.mark.parametrize("alpha_learning_rate", [0.0, 3e-3])
 def test_sac_update_equals_tf_agents_train_on_the_same_batches(pendulum_specs, seeded_tfp_samples,
-                                                               alpha_learning_rate):
+                                                               as_trajectory, alpha_learning_rate):
   """Four updates of InGraphSac (a plain graph: XLA draws other stateless
   numbers than TF's kernels) against SacAgent.train on the same batches
   and the same policy samples: same losses, networks, targets and alpha.
@@ -165,7 +152,7 @@ def test_sac_update_equals_tf_agents_train_on_the_same_batches(pendulum_specs, s
     # the critic's next actions, the actor's and alpha's.
     seeded_tfp_samples.extend([tf.constant([0, 0])] + _update_seeds(seed, 3))
     loss = float(update(batch, True, seed))
-    info = reference.train(_as_trajectory(batch))
+    info = reference.train(as_trajectory(batch))
     assert not seeded_tfp_samples
     expected = info.loss if learner.learns_alpha else info.extra.critic_loss + info.extra.actor_loss
     assert loss == pytest.approx(float(expected), rel=1e-4)
@@ -181,7 +168,7 @@ def test_sac_update_equals_tf_agents_train_on_the_same_batches(pendulum_specs, s
 @pytest.mark.parametrize("agent,jit,noise,conditionals", [
     ("td3", False, 0.2, True), ("td3", True, 0.0, False), ("ddpg", True, None, False)])
 def test_ddpg_and_td3_updates_equal_tf_agents_train_on_the_same_batches(
-    pendulum_specs, seeded_tfp_samples, agent, jit, noise, conditionals):
+    pendulum_specs, seeded_tfp_samples, as_trajectory, agent, jit, noise, conditionals):
   """Five updates of InGraphDdpg against Td3Agent/DdpgAgent.train on the
   same batches: TD3's delayed actor (period 2, in a tf.cond or selected
   without one, as XLA's CPU runtime needs) and targets (period 2), its smoothing noise drawn from the same seeds (a
@@ -210,7 +197,7 @@ def test_ddpg_and_td3_updates_equal_tf_agents_train_on_the_same_batches(
     if agent == "td3":
       seeded_tfp_samples.append(in_graph.tfp_seed(seed))
     loss = float(update(batch, True, seed))
-    info = reference.train(_as_trajectory(batch))
+    info = reference.train(as_trajectory(batch))
     assert not seeded_tfp_samples
     assert loss == pytest.approx(float(info.loss), rel=1e-4, abs=1e-6)
     if i == 0:  # the actor steps at train step 0 (0 % 2 == 0) too
