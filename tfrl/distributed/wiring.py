@@ -296,7 +296,7 @@ class ServerLink:
           self._log(f"waiting for the Reverb server at {self.address} ...")
           said = True
         time.sleep(0.5)
-    new_instance = self._instance is not None and instance != self._instance
+    new_instance = self._is_new(instance)
     self._instance = instance
     return new_instance
 
@@ -319,9 +319,13 @@ class ServerLink:
     except _NO_ANSWER as e:
       raise ServerLost(f"the Reverb server at {self.address} did not answer within "
                        f"{self.probe_timeout_s:.0f} s ({type(e).__name__})") from None
-    if self._instance is not None and instance != self._instance:
+    if self._is_new(instance):
       raise ServerLost(f"the Reverb server at {self.address} was restarted")
     return info
+
+  def _is_new(self, instance) -> bool:
+    """Whether `instance` (a tables_state_id) is another server than the one reached."""
+    return self._instance is not None and instance != self._instance
 
   def table_info(self, table: str) -> "reverb_types.TableInfo":
     """One table's info, from a bounded `check`."""
