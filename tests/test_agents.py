@@ -268,6 +268,34 @@ def test_dqn_collect_policy_follows_the_epsilon_schedule():
   assert agreement() == 1.0     # epsilon 0: greedy
 
 
+def test_uniform_train_call_trains_every_step_and_reports_the_last_steps_diagnostics():
+  """The loop's multi-step train call skips the diagnostics of all steps
+  but the last: the same updates as agent.train step by step (same
+  weights), the last step's LossInfo with its q_value."""
+  env = tfrl.envs.load("CartPole-v1", seed=0)
+  ours, reference = [tfrl.agents.dqn(*_specs(env), target_update_period=2) for _ in range(2)]
+  for a, b in zip(ours.parts.q_network.variables + ours.parts.target_q_network.variables,
+                  reference.parts.q_network.variables + reference.parts.target_q_network.variables):
+    b.assign(a)
+  batch = _transitions(_collect(env, ours.collect_policy, 3))
+  experience = tree.map_structure(lambda x: tf.stack([x, x[::-1], tf.roll(x, 1, axis=0)]), batch)
+  weights = tf.ones([3, tf.shape(batch.reward)[0]])
+
+  class Uniform:
+    prioritized = False
+
+  train = tfrl.train.off_policy_train_function(ours, Uniform(), None,
+                                               lambda: (experience, weights), num_steps=3)
+  info = train()
+  for i in range(3):
+    last = reference.train(tree.map_structure(lambda x: x[i], experience))
+  assert int(ours.train_step_counter) == int(reference.train_step_counter) == 3
+  assert float(info.loss) == pytest.approx(float(last.loss), rel=1e-5)
+  np.testing.assert_allclose(info.extra.q_value, last.extra.q_value, rtol=1e-5)
+  for a, b in zip(ours.parts.q_network.variables, reference.parts.q_network.variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_prioritized_dqn_sets_priorities_from_td_errors():
   env = tfrl.envs.load("CartPole-v1", seed=0, num_envs=2)
   agent = tfrl.agents.dqn(*_specs(env))

@@ -133,7 +133,7 @@ def test_sac_update_equals_tf_agents_train_on_the_same_batches(pendulum_specs, s
   """Four updates of InGraphSac (a plain graph: XLA draws other stateless
   numbers than TF's kernels) against SacAgent.train on the same batches
   and the same policy samples: same losses, networks, targets and alpha.
-  Fixed alpha (rate 0: the learner skips alpha's loss) and learned alpha;
+  Fixed alpha (rate 0: both skip alpha's loss) and learned alpha;
   tau 0.1 and period 2 so the targets visibly move."""
   hyperparameters = dict(actor_fc_layer_params=(8,), critic_fc_layer_params=(8,),
                          alpha_learning_rate=alpha_learning_rate, target_update_tau=0.1,
@@ -149,13 +149,16 @@ def test_sac_update_equals_tf_agents_train_on_the_same_batches(pendulum_specs, s
   for i in range(4):
     batch, seed = _batch(rng), tf.constant([7, i], tf.int64)
     # tfrl's SacAgent first samples its entropy diagnostic, then tf-agents
-    # the critic's next actions, the actor's and alpha's.
-    seeded_tfp_samples.extend([tf.constant([0, 0])] + _update_seeds(seed, 3))
+    # the critic's next actions, the actor's and (learned alpha only: fixed,
+    # both skip its loss) alpha's.
+    seeds = _update_seeds(seed, 3)
+    seeded_tfp_samples.extend([tf.constant([0, 0])] + seeds[:3 if learner.learns_alpha else 2])
     loss = float(update(batch, True, seed))
     info = reference.train(as_trajectory(batch))
     assert not seeded_tfp_samples
-    expected = info.loss if learner.learns_alpha else info.extra.critic_loss + info.extra.actor_loss
-    assert loss == pytest.approx(float(expected), rel=1e-4)
+    assert loss == pytest.approx(float(info.loss), rel=1e-4)
+    if not learner.learns_alpha:
+      assert float(info.extra.alpha_loss) == 0.0
   _assert_same_variables(ours.parts, reference.parts, SAC_NETWORKS)
   assert float(ours.log_alpha) == pytest.approx(float(reference.log_alpha), rel=1e-5)
   if learner.learns_alpha:

@@ -59,6 +59,8 @@ flags.DEFINE_enum("suite", None, ["agents", "rudder", "compiled", "compiled_ppo"
                                           "mujoco", "pixels", "pixels_speed"],
                   "A preset list of configs with their thresholds (mujoco, pixels, "
                   "pixels_speed: with budgets and step marks).")
+flags.DEFINE_list("pairs", None, "With --suite: only these of its pairs, by name "
+                  "(e.g. sac_halfcheetah,td3_halfcheetah), in the suite's order.")
 BENCHMARK_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 # Each config with the return counted as solved: a deterministic 10-episode
@@ -271,7 +273,8 @@ def run_sb3(gin_file, threshold, seed, eval_every, out_dir):
   cmd += [f"--torch_threads={FLAGS.sb3_torch_threads}"] if FLAGS.sb3_torch_threads else []
   cmd += ["--stop_at_threshold"] if FLAGS.sb3_stop_at_threshold else []
   start = time.time()
-  result = subprocess.run(cmd, capture_output=True, text=True)
+  # In out_dir: MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory.
+  result = subprocess.run(cmd, capture_output=True, text=True, cwd=out_dir)
   seconds = time.time() - start
   with open(os.path.join(out_dir, f"{pair_name(gin_file)}-sb3-s{seed}.jsonl"), "w") as f:
     f.write(result.stdout)
@@ -317,7 +320,17 @@ def configs_and_thresholds():
   if FLAGS.suite:
     if FLAGS.gin_file or FLAGS.threshold:
       _cli.fail("give --suite or --gin_file (with --threshold), not both")
-    return SUITES[FLAGS.suite]
+    suite = SUITES[FLAGS.suite]
+    if FLAGS.pairs:
+      names = [pair_name(gin_file) for gin_file, _ in suite]
+      unknown = [p for p in FLAGS.pairs if p not in names]
+      if unknown:
+        _cli.fail(f"--pairs: {', '.join(unknown)} not in suite {FLAGS.suite} "
+                  f"({', '.join(names)})")
+      suite = [entry for entry in suite if pair_name(entry[0]) in FLAGS.pairs]
+    return suite
+  if FLAGS.pairs:
+    _cli.fail("--pairs selects pairs of a --suite; with --gin_file, list the files")
   if not FLAGS.gin_file:
     _cli.fail("give --gin_file (repeatable) or --suite")
   thresholds = FLAGS.threshold or [None]

@@ -19,6 +19,7 @@ passed in, so `parts` holds the ones in use.
 """
 
 import collections
+import contextlib
 import dataclasses
 import functools
 from typing import Any, Callable, Optional, Union
@@ -46,6 +47,22 @@ def with_diagnostics(loss_info: tf_agent.LossInfo, **values) -> tf_agent.LossInf
   info_type = _extended_info_type(type(extra).__name__, tuple(extra._fields) + tuple(values))
   values = {name: tf.stop_gradient(value) for name, value in values.items()}
   return tf_agent.LossInfo(loss_info.loss, info_type(*extra, **values))
+
+
+_suspended = False
+
+
+@contextlib.contextmanager
+def suspended():
+  """Train steps traced inside compute no diagnostics: their LossInfo is
+  tf-agents' own. For the steps of a multi-step train call whose
+  LossInfo nobody reads (only the last step's is logged)."""
+  global _suspended
+  before, _suspended = _suspended, True
+  try:
+    yield
+  finally:
+    _suspended = before
 
 
 def _q_values(critic, time_steps, actions):
@@ -131,7 +148,7 @@ class DqnAgent(dqn_agent.DqnAgent):
 
   def _loss(self, experience, *args, **kwargs):
     loss_info = super()._loss(experience, *args, **kwargs)
-    return with_diagnostics(loss_info, q_value=self._batch_q_value)
+    return loss_info if _suspended else with_diagnostics(loss_info, q_value=self._batch_q_value)
 
 
 class DoubleDqnAgent(DqnAgent):
@@ -230,6 +247,8 @@ class DdpgAgent(_ReplaceableCollectPolicy, ddpg_agent.DdpgAgent):
         gradient_clipping=gradient_clipping, train_step_counter=self.train_step_counter)
 
   def _train(self, experience, weights=None):
+    if _suspended:
+      return super()._train(experience, weights)
     time_steps, policy_steps, _ = _transition(self, experience)
     q_value = _q_values(self.critic_network, time_steps, policy_steps.action)
     return with_diagnostics(super()._train(experience, weights), q_value=q_value)
@@ -277,6 +296,8 @@ class Td3Agent(_ReplaceableCollectPolicy, td3_agent.Td3Agent):
         gradient_clipping=gradient_clipping, train_step_counter=self.train_step_counter)
 
   def _train(self, experience, weights=None):
+    if _suspended:
+      return super()._train(experience, weights)
     time_steps, policy_steps, _ = _transition(self, experience)
     q_value = _q_values(self.critic_network, time_steps, policy_steps.action)
     return with_diagnostics(super()._train(experience, weights), q_value=q_value)
@@ -320,6 +341,18 @@ def _legacy_optimizer(optimizer):
   return optimizer
 
 
+def trains_nothing(optimizer) -> bool:
+  """SGD at a constant learning rate 0 without momentum (tfrl's fixed
+  alpha): its step leaves the variable as it is."""
+  if not isinstance(optimizer, (tf.keras.optimizers.SGD, tf.keras.optimizers.legacy.SGD)):
+    return False
+  rate = optimizer.learning_rate
+  if callable(rate) and not isinstance(rate, tf.Variable):
+    return False
+  momentum = optimizer.momentum
+  return float(tf.convert_to_tensor(rate)) == 0.0 and float(momentum) == 0.0
+
+
 def sac_default_target_entropy(action_spec) -> float:
   """tf-agents' default: -dim(A) / 2."""
   return -float(sum(np.prod(s.shape.as_list()) for s in tf.nest.flatten(action_spec))) / 2.0
@@ -330,7 +363,10 @@ class SacAgent(sac_agent.SacAgent):
   policy samples: the quantity alpha trades against return) and alpha.
   `critic_network` (the first critic), `actor_network`: as given;
   `log_alpha`: the variable alpha is learned in; `parts` (`SacParts`).
-  The arguments are tf-agents' (after the actor by keyword)."""
+  The arguments are tf-agents' (after the actor by keyword). With alpha
+  fixed (an optimizer that `trains_nothing`), alpha's loss is 0: tf-agents
+  would spend a policy sample and its gradient on a step that changes
+  nothing (~10% of an update at (400, 300))."""
 
   def __init__(self, time_step_spec, action_spec, critic_network, actor_network, *,
                actor_optimizer=None, critic_optimizer=None, alpha_optimizer=None,
@@ -372,8 +408,11 @@ class SacAgent(sac_agent.SacAgent):
         reward_scale_factor=reward_scale_factor, target_update_tau=target_update_tau,
         target_update_period=target_update_period, gradient_clipping=gradient_clipping,
         train_step_counter=self.train_step_counter)
+    self._alpha_fixed = trains_nothing(alpha_optimizer)
 
   def _train(self, experience, weights=None):
+    if _suspended:
+      return super()._train(experience, weights)
     time_steps, policy_steps, _ = _transition(self, experience)
     q_value = _q_values(self.critic_network, time_steps, policy_steps.action)
     # Fresh samples of the policy SacAgent evaluates its losses with when not
@@ -384,6 +423,11 @@ class SacAgent(sac_agent.SacAgent):
     log_pi = common.log_probability(distribution, actions, self.action_spec)
     return with_diagnostics(super()._train(experience, weights), q_value=q_value,
                             entropy=-log_pi, alpha=tf.exp(self.log_alpha))
+
+  def alpha_loss(self, time_steps, weights=None, training=False):
+    if self._alpha_fixed:
+      return 0.0 * self.log_alpha  # a zero gradient, as SGD at rate 0 expects
+    return super().alpha_loss(time_steps, weights=weights, training=training)
 
 
 def _only_scalar_float_trainable_variable(agent: sac_agent.SacAgent) -> tf.Variable:

@@ -12,7 +12,7 @@ from tfrl.errors import ConfigError
 
 from tfrl.agents.factory import agent_factory, CONTINUOUS
 from tfrl.checks import Count, Fraction, Layers, NonNegativeFloat, PositiveFloat
-from tfrl.agents.diagnostics import SacAgent, SacParts
+from tfrl.agents.diagnostics import SacAgent, SacParts, trains_nothing
 from tfrl.networks import adam, critic_network, squashed_gaussian_actor_network
 
 
@@ -99,18 +99,6 @@ def sac_alpha_losses(log_alpha, log_pi, target_entropy, use_log_alpha: bool = Tr
   return (log_alpha if use_log_alpha else tf.exp(log_alpha)) * entropy_diff
 
 
-def _trains_nothing(optimizer) -> bool:
-  """SGD at a constant learning rate 0 without momentum (tfrl's fixed
-  alpha): its step leaves the variable as it is."""
-  if not isinstance(optimizer, (tf.keras.optimizers.SGD, tf.keras.optimizers.legacy.SGD)):
-    return False
-  rate = optimizer.learning_rate
-  if callable(rate) and not isinstance(rate, tf.Variable):
-    return False
-  momentum = optimizer.momentum
-  return float(tf.convert_to_tensor(rate)) == 0.0 and float(momentum) == 0.0
-
-
 class InGraphSac(tf.Module):
   """A SacAgent's collect policy and train step as plain TF ops for the
   compiled loop (`tfrl.train.compiled`), built from the agent's `SacParts`
@@ -134,7 +122,7 @@ class InGraphSac(tf.Module):
     self.parts = parts
     self.action_spec = parts.action_spec
     self.transition_spec = in_graph.transition_spec(parts.time_step_spec, parts.action_spec)
-    self.learns_alpha = not _trains_nothing(parts.alpha_optimizer)
+    self.learns_alpha = not trains_nothing(parts.alpha_optimizer)
     self.target_sync_period = parts.target_update_period
     self.target_sync_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
                                            name="target_sync_counter")

@@ -19,6 +19,7 @@ from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
 
 from tfrl import envs
+from tfrl.agents import diagnostics
 from tfrl.drivers import Driver
 from tfrl.errors import ConfigError
 from tfrl.replay import ReplayServer
@@ -289,10 +290,13 @@ def off_policy_train_function(agent, replay, client, next_batches: Callable, num
   @tf.function  # autograph on: the tf.range loop becomes one while loop
   def train_uniform():
     experience, weights = next_batches()
-    # The first step is outside the loop: it creates the optimizer's slot
-    # variables, which TF does not allow inside a while loop.
-    loss_info = train_step(experience, weights, 0)
-    for i in tf.range(1, num_steps):
-      loss_info = train_step(experience, weights, i)
-    return loss_info
+    if num_steps > 1:
+      # Only the last step's LossInfo is returned: the others skip the
+      # diagnostics. The first step is outside the loop: it creates the
+      # optimizer's slot variables, which TF does not allow inside a while loop.
+      with diagnostics.suspended():
+        train_step(experience, weights, 0)
+        for i in tf.range(1, num_steps - 1):
+          train_step(experience, weights, i)
+    return train_step(experience, weights, num_steps - 1)
   return train_uniform
