@@ -10,7 +10,7 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 import tfrl
-from tfrl.agents.advantages import (advantages_and_returns, by_episode,
+from tfrl.agents.advantages import (advantages_and_returns, by_episode, discounted_returns_to_date,
                                     generalized_advantage_estimation, td_lambda_returns)
 from tfrl.agents.dqn import linearly_decaying_epsilon
 from tfrl.agents.trpo import conjugate_gradient
@@ -112,6 +112,37 @@ def test_on_policy_batch_preparation_runs_one_recursion():
   graph = tf.function(agent._prepare_batch).get_concrete_function(spec).graph  # pylint: disable=protected-access
   loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
   assert len(loops) == 1
+
+
+def test_returns_to_date_restart_after_each_boundary():
+  rewards, _, _, _, valid = _episode_arrays()
+  returns = discounted_returns_to_date(rewards, valid, gamma=0.9)
+  # Episode 1: 1, 1 + 0.9, 1 + 0.9 * 1.9; boundary 0; episode 2: 1, 2 + 0.9.
+  np.testing.assert_allclose(returns.numpy(), [1.0, 1.9, 2.71, 0.0, 1.0, 2.9, 0.0], rtol=1e-6)
+
+
+def test_reward_scaling_divides_by_the_std_of_returns_so_far():
+  """normalize_rewards: the batch's per-episode discounted returns so far
+  join the scaler's statistics (numpy's variance of them), then the rewards
+  the advantages are computed from are r / sqrt(var + 1e-8), clipped to 10."""
+  env = tfrl.envs.load("Pendulum-v1", seed=0)
+  agent = tfrl.agents.ppo(*_specs(env), normalize_rewards=True, num_epochs=1, value_epochs=1)
+  experience = _collect(env, agent.collect_policy, 2)  # [1, 2 x 201]
+  valid = ~experience.is_boundary().numpy()[0]
+  rewards, gamma = experience.reward.numpy()[0], 0.99
+  returns, running = [], 0.0
+  for reward, keep in zip(rewards, valid):
+    running = (reward + gamma * running) if keep else 0.0
+    if keep:
+      returns.append(running)
+  scaled = agent._scale_rewards(experience)  # pylint: disable=protected-access
+  scaler = agent.reward_scaler
+  assert float(scaler.count) == pytest.approx(len(returns) + 1e-4)
+  np.testing.assert_allclose(float(scaler.variance), np.var(returns), rtol=1e-3)
+  expected = np.clip(rewards / np.sqrt(np.var(returns) + 1e-8), -10, 10)
+  np.testing.assert_allclose(scaled.reward.numpy()[0], expected, rtol=1e-3)
+  assert np.isfinite(float(agent.train(experience).loss))
+  assert float(scaler.count) == pytest.approx(2 * len(returns) + 1e-4)  # train scales again
 
 
 def test_conjugate_gradient_matches_direct_solve():

@@ -237,6 +237,9 @@ def test_compiled_on_policy_refusals(tmp_path):
                       ["tfrl.agents.ppo.num_minibatches = 500"])
   with pytest.raises(ConfigError, match="num_minibatches = 500 exceeds the 256 transitions"):
     tfrl.train.train(str(tmp_path / "minibatches"), log=lambda _: None)
+  config.parse_config(["ppo_cartpole_compiled.gin"], ["tfrl.agents.ppo.normalize_rewards = True"])
+  with pytest.raises(ConfigError, match="no reward scaling yet"):
+    tfrl.train.train(str(tmp_path / "rewards"), log=lambda _: None)
   assert not os.listdir(tmp_path)
 
 

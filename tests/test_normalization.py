@@ -1,5 +1,6 @@
 """Observation normalization: statistics against numpy, restored exactly on
-resume, and applied inside the exported policy (which takes raw observations)."""
+resume (with the reward scaler's), and applied inside the exported policy
+(which takes raw observations)."""
 
 import os
 
@@ -33,14 +34,20 @@ def test_nested_observations_are_refused():
     ObservationNormalizer({"a": tf.TensorSpec([2]), "b": tf.TensorSpec([3])})
 
 
+def _statistics(agent):
+  return [v.numpy().copy() for v in (list(agent.observation_normalizer.variables)
+                                     + list(agent.reward_scaler.variables))]
+
+
 class Capture(tfrl.train.Hook):
-  """The normalizer's statistics at the start and at the end of a run."""
+  """The normalizer's and the reward scaler's statistics at the start and
+  at the end of a run."""
 
   def begin(self, run):
-    self.at_start = [v.numpy().copy() for v in run.agent.observation_normalizer.variables]
+    self.at_start = _statistics(run.agent)
 
   def end(self, run):
-    self.at_end = [v.numpy().copy() for v in run.agent.observation_normalizer.variables]
+    self.at_end = _statistics(run.agent)
 
 
 def test_normalizer_trains_resumes_and_is_exported(tmp_path):
@@ -49,14 +56,15 @@ def test_normalizer_trains_resumes_and_is_exported(tmp_path):
               "tfrl.train.train.collect_episodes_per_iteration = 2",
               "tfrl.agents.ppo.num_epochs = 2", "tfrl.agents.ppo.value_epochs = 2",
               "tfrl.agents.ppo.normalize_observations = True",
+              "tfrl.agents.ppo.normalize_rewards = True",
               "tfrl.replay.EpisodeReplay.segment_steps = 100",
               "tfrl.envs.load.max_episode_steps = 50"]
   root = str(tmp_path / "run")
   config.parse_config(["ppo_pendulum.gin"], bindings)
   first = Capture()
   tfrl.train.train(root, hooks=[first], log=lambda _: None)
-  count = first.at_end[0]
-  assert count > 199  # 2 iterations x 100 steps were added
+  count, _, _, return_count, _, _ = first.at_end
+  assert count > 199 and return_count > 199  # 2 iterations x 100 steps were added
   config.parse_config(["ppo_pendulum.gin"], bindings)
   again = Capture()
   tfrl.train.train(root, hooks=[again], log=lambda _: None)  # a finished run, restored

@@ -75,6 +75,19 @@ def rollout_advantages_and_returns(rewards, values, next_values, terminated, tru
   return both[:, 0], both[:, 1] + values
 
 
+def discounted_returns_to_date(rewards, valid, gamma: float):
+  """R_t = r_t + gamma * R_{t-1} along the first axis, R_{-1} = 0, counting
+  only valid steps: the return so far, discounted backwards (what
+  VecNormalize's reward scaling takes the variance of)."""
+
+  def forward(previous, inputs):
+    reward, keep = inputs
+    return (reward + gamma * previous) * keep
+
+  valid = tf.cast(valid, rewards.dtype)
+  return tf.scan(forward, (rewards, valid), initializer=tf.zeros_like(rewards[0]))
+
+
 def _td_errors(rewards, values, next_values, discounts, valid, gamma: float):
   """delta_t = r_t + gamma * d_t * V(s_{t+1}) - V(s_t), 0 on boundary steps
   (`valid` already in the rewards' dtype)."""

@@ -20,19 +20,22 @@ from tf_agents.agents import tf_agent
 from tf_agents.policies import actor_policy
 from tf_agents.specs import tensor_spec
 
-from tfrl.agents.advantages import advantages_and_returns, by_episode, normalize
+from tfrl.agents.advantages import (advantages_and_returns, by_episode,
+                                    discounted_returns_to_date, normalize)
 from tfrl.errors import ConfigError
 from tfrl.networks import actor_network, gsde, observation_preprocessing, value_network
-from tfrl.networks.normalization import ObservationNormalizer
+from tfrl.networks.normalization import ObservationNormalizer, RewardScaler
 
 
 def actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                              value_fc_layer_params, activation: str,
                              init_action_stddev: Optional[float] = None,
                              normalize_observations: bool = False,
-                             conv_layer_params=None, sde_sample_freq: Optional[int] = None):
+                             conv_layer_params=None, sde_sample_freq: Optional[int] = None,
+                             normalize_rewards: bool = False):
   """The family's two networks: a stochastic actor pi(a|s) and V(s); with
   `normalize_observations`, the running normalizer both see their inputs through;
+  with `normalize_rewards`, the agent's `RewardScaler`;
   with `conv_layer_params`, each its own conv layers of that shape first
   (no shared torso: the two are trained by separate optimizers). With
   `sde_sample_freq` (continuous actions), the actor is gSDE's
@@ -56,7 +59,8 @@ def actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
   return dict(actor_net=actor,
               value_net=value_network(time_step_spec.observation, value_fc_layer_params,
                                       activation, conv_layer_params),
-              observation_normalizer=normalizer, sde_sample_freq=sde_sample_freq)
+              observation_normalizer=normalizer, sde_sample_freq=sde_sample_freq,
+              reward_scaler=RewardScaler() if normalize_rewards else None)
 
 
 class NormalizingActorPolicy(actor_policy.ActorPolicy):
@@ -87,6 +91,7 @@ class PolicyGradientAgent(tf_agent.TFAgent):
                train_step: Optional[tf.Variable] = None,
                observation_normalizer: Optional[ObservationNormalizer] = None,
                sde_sample_freq: Optional[int] = None,
+               reward_scaler: Optional[RewardScaler] = None,
                name: str = "PolicyGradientAgent"):
     actor_net.create_variables(time_step_spec.observation)
     value_net.create_variables(time_step_spec.observation)
@@ -103,6 +108,7 @@ class PolicyGradientAgent(tf_agent.TFAgent):
     self._value_minibatches = value_minibatches
     self._normalize_advantages = normalize_advantages
     self.observation_normalizer = observation_normalizer
+    self.reward_scaler = reward_scaler
     # Unclipped: the log-probability must be that of the action taken;
     # environments clip out-of-bound continuous actions themselves.
     policy = NormalizingActorPolicy(time_step_spec, action_spec, actor_network=actor_net,
@@ -157,6 +163,8 @@ class PolicyGradientAgent(tf_agent.TFAgent):
   @tf.function(reduce_retracing=True, autograph=False)
   def _train(self, experience, weights=None):
     del weights  # on-policy: every collected step counts once
+    if self.reward_scaler is not None:
+      experience = self._scale_rewards(experience)
     batch = self._prepare_batch(experience)
     policy_info = self._update_policy(batch)
     value_loss = self._update_value(batch)
@@ -167,6 +175,18 @@ class PolicyGradientAgent(tf_agent.TFAgent):
     self.train_step_counter.assign_add(1)
     extra = dict(policy_info, value_loss=value_loss)
     return tf_agent.LossInfo(loss=policy_info["policy_loss"] + value_loss, extra=extra)
+
+  def _scale_rewards(self, experience):
+    """The batch's discounted returns so far (per episode, from its first
+    step in the batch) join the scaler's statistics; its rewards are then
+    divided by their standard deviation. VecNormalize keeps each env's
+    return running across rollouts: here an episode continued from the last
+    iteration's segment starts again from 0."""
+    valid = tf.logical_not(experience.is_boundary())
+    returns = by_episode(functools.partial(discounted_returns_to_date, gamma=self._gamma),
+                         tf.logical_not(valid), experience.reward, valid)
+    self.reward_scaler.update(tf.boolean_mask(returns, valid))
+    return experience._replace(reward=self.reward_scaler.scale(experience.reward))
 
   def _prepare_batch(self, experience) -> Dict[str, tf.Tensor]:
     valid = tf.logical_not(experience.is_boundary())                       # [B, T]

@@ -149,6 +149,7 @@ def ppo(time_step_spec,
         entropy_coef: NonNegativeFloat = 0.0,
         init_action_stddev: Optional[PositiveFloat] = None,
         normalize_observations: bool = False,
+        normalize_rewards: bool = False,
         sde_sample_freq: Optional[Count] = None) -> PpoAgent:
   """Spinning Up's defaults: clip 0.2, target_kl 0.01, 80 full-batch policy
   steps at 3e-4 and 80 value steps at 1e-3, gamma 0.99, lambda 0.97, 64-64
@@ -156,7 +157,9 @@ def ppo(time_step_spec,
   `learning_rate_decay_steps=N` decays both rates linearly to zero over N
   train steps (agent.train calls). `normalize_observations`: a running
   mean/std of the observations in front of both networks (rl-zoo's
-  `normalize: true` for MuJoCo; Spinning Up does without). Pixels:
+  `normalize: true` for MuJoCo; Spinning Up does without); `normalize_rewards`
+  divides rewards by the running std of the discounted return (the
+  reward half of rl-zoo's `normalize: true`). Pixels:
   `conv_layer_params` (e.g. `%tfrl.networks.NATURE_DQN_CONV`) puts conv
   layers in front of both networks' fully connected ones; uint8 frames are
   scaled into [0, 1] inside them; `activation` applies to the conv layers too.
@@ -170,7 +173,7 @@ def ppo(time_step_spec,
       **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                                  value_fc_layer_params, activation, init_action_stddev,
                                  normalize_observations, conv_layer_params,
-                                 sde_sample_freq),
+                                 sde_sample_freq, normalize_rewards),
       policy_optimizer=adam(policy_learning_rate, decay, train_step),
       value_optimizer=adam(value_learning_rate, decay, train_step),
       clip_ratio=clip_ratio, target_kl=target_kl, num_epochs=num_epochs,
@@ -220,6 +223,9 @@ class InGraphPpo(tf.Module):
     if not isinstance(parts, PpoParts):
       raise ConfigError(f"the compiled on-policy loop needs a PpoAgent built by tfrl.agents.ppo, "
                         f"got {type(agent).__name__}")
+    if getattr(agent, "reward_scaler", None) is not None:
+      raise ConfigError("the compiled on-policy loop has no reward scaling yet: "
+                        "set tfrl.agents.ppo.normalize_rewards = False")
     if isinstance(parts.actor_net, gsde.GsdeActorNetwork):
       raise ConfigError("the compiled on-policy loop has no gSDE exploration yet: "
                         "set tfrl.agents.ppo.sde_sample_freq = None")

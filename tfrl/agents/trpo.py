@@ -139,7 +139,8 @@ def trpo(time_step_spec,
          gamma: Fraction = 0.99,
          gae_lambda: Fraction = 0.97,
          init_action_stddev: Optional[PositiveFloat] = None,
-         normalize_observations: bool = False):
+         normalize_observations: bool = False,
+         normalize_rewards: bool = False):
   """Spinning Up's defaults: delta 0.01, damping 0.1, 10 CG iterations, 10
   backtracking steps of factor 0.8, value fitted by 80 Adam steps at 1e-3,
   gamma 0.99, lambda 0.97, 64-64 tanh networks. `conv_layer_params`: conv
@@ -148,7 +149,8 @@ def trpo(time_step_spec,
       time_step_spec, action_spec,
       **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                                  value_fc_layer_params, activation, init_action_stddev,
-                                 normalize_observations, conv_layer_params),
+                                 normalize_observations, conv_layer_params,
+                                 normalize_rewards=normalize_rewards),
       value_optimizer=adam(value_learning_rate),
       max_kl=max_kl, damping=damping, cg_iters=cg_iters, backtrack_iters=backtrack_iters,
       backtrack_coeff=backtrack_coeff, gamma=gamma, gae_lambda=gae_lambda,

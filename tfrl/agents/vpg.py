@@ -57,7 +57,8 @@ def vpg(time_step_spec,
         gae_lambda: Fraction = 0.97,
         entropy_coef: NonNegativeFloat = 0.0,
         init_action_stddev: Optional[PositiveFloat] = None,
-        normalize_observations: bool = False):
+        normalize_observations: bool = False,
+        normalize_rewards: bool = False):
   """Spinning Up's defaults: pi_lr 3e-4, vf_lr 1e-3, 80 value steps, gamma
   0.99, lambda 0.97, 64-64 tanh networks. `learning_rate_decay_steps=N`
   decays both rates linearly to zero over N train steps. `conv_layer_params`:
@@ -67,7 +68,8 @@ def vpg(time_step_spec,
       time_step_spec, action_spec,
       **actor_and_value_networks(time_step_spec, action_spec, actor_fc_layer_params,
                                  value_fc_layer_params, activation, init_action_stddev,
-                                 normalize_observations, conv_layer_params),
+                                 normalize_observations, conv_layer_params,
+                                 normalize_rewards=normalize_rewards),
       policy_optimizer=adam(policy_learning_rate, learning_rate_decay_steps, train_step),
       value_optimizer=adam(value_learning_rate, learning_rate_decay_steps, train_step),
       entropy_coef=entropy_coef, gamma=gamma, gae_lambda=gae_lambda, value_epochs=value_epochs,
