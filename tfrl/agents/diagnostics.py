@@ -366,7 +366,7 @@ class SacAgent(sac_agent.SacAgent):
   The arguments are tf-agents' (after the actor by keyword). With alpha
   fixed (an optimizer that `trains_nothing`), alpha's loss is 0: tf-agents
   would spend a policy sample and its gradient on a step that changes
-  nothing (~10% of an update at (400, 300))."""
+  nothing."""
 
   def __init__(self, time_step_spec, action_spec, critic_network, actor_network, *,
                actor_optimizer=None, critic_optimizer=None, alpha_optimizer=None,
