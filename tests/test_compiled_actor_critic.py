@@ -211,10 +211,11 @@ def test_ddpg_and_td3_updates_equal_tf_agents_train_on_the_same_batches(
   assert int(ours.parts.actor_optimizer.iterations) == actor_steps
 
 
-@pytest.mark.parametrize("agent", ["sac", "td3"])
-def test_one_long_run_equals_many_short_ones(pendulum_specs, agent):
-  """run(n) (XLA) against n calls of run(1): same actions in the replay,
-  weights, targets, counters and env state."""
+@pytest.mark.parametrize("agent,jit", [("sac", True), ("td3", False)])
+def test_one_long_run_equals_many_short_ones(pendulum_specs, agent, jit):
+  """run(n) against n calls of run(1) (SAC in XLA, TD3 in a plain graph, as
+  the tests below run both): same actions in the replay, weights, targets,
+  counters and env state."""
   tiny = dict(actor_fc_layer_params=(8,), critic_fc_layer_params=(8,))
   factory = getattr(tfrl.agents, agent)
   agents = [factory(*pendulum_specs, **tiny) for _ in range(2)]
@@ -222,7 +223,7 @@ def test_one_long_run_equals_many_short_ones(pendulum_specs, agent):
   _copy_weights(agents[0].parts, agents[1].parts, names)
   loops = [compiled.CompiledLoop(tf_envs.Pendulum(), in_graph_learner(a), num_envs=3,
                                  replay_capacity=64, batch_size=8, seed=5, steps_per_iteration=2,
-                                 train_steps_per_iteration=3)
+                                 train_steps_per_iteration=3, jit_compile=jit)
            for a in agents]
   for loop in loops:
     loop.collect(tf.constant(4, tf.int64), True)
@@ -241,7 +242,9 @@ def test_one_long_run_equals_many_short_ones(pendulum_specs, agent):
   assert np.all(np.abs(actions) <= 2.0) and actions.std() > 0.1
 
 
-TINY = ["tfrl.train.train_compiled.xla_cpu_runtime = False",
+# A plain graph: what these runs check (run directory, resume) is the same
+# in XLA, whose compile would be most of each run's time.
+TINY = ["tfrl.train.train_compiled.jit_compile = False",
         "tfrl.train.train.num_iterations = 6", "tfrl.train.train.eval_interval = 3",
         "tfrl.train.train.checkpoint_interval = 3", "tfrl.train.train.num_eval_episodes = 2",
         "tfrl.train.train.eval_num_envs = 2", "tfrl.train.train.initial_collect_steps = 64",
@@ -254,15 +257,33 @@ def _rows(root):
     return list(csv.DictReader(f))
 
 
+class _StopAt(tfrl.train.Hook):
+  def __init__(self, iteration):
+    self.iteration = iteration
+
+  def after(self, run, advance):
+    if run.iteration >= self.iteration:
+      run.request_stop(f"stopped at {self.iteration}")
+
+
 @pytest.mark.parametrize("gin_file,agent", [("sac_pendulum.gin", "sac"), ("td3_pendulum.gin", "td3")])
 def test_compiled_pendulum_configs_write_the_regular_run_directory(tmp_path, gin_file, agent):
   """compiled = True on the regular gin files: progress.csv, checkpoints
-  and the exported policy, which acts on gymnasium's Pendulum."""
+  and the exported policy, which acts on gymnasium's Pendulum. SAC's run is
+  stopped at iteration 3 (its checkpoint) and run again: it resumes there
+  and finishes the rows and counters of the config."""
   root = str(tmp_path / "run")
-  small = [f"tfrl.agents.{agent}.actor_fc_layer_params = (8,)",
-           f"tfrl.agents.{agent}.critic_fc_layer_params = (8,)"]
-  config.parse_config([gin_file], TINY + small + ["tfrl.train.train.compiled = True"])
-  tfrl.train.train(root, log=lambda _: None)
+  bindings = TINY + [f"tfrl.agents.{agent}.actor_fc_layer_params = (8,)",
+                     f"tfrl.agents.{agent}.critic_fc_layer_params = (8,)",
+                     "tfrl.train.train.compiled = True"]
+  if agent == "sac":
+    config.parse_config([gin_file], bindings)
+    tfrl.train.train(root, hooks=[_StopAt(3)], log=lambda _: None)
+    assert [r["iteration"] for r in _rows(root)] == ["0", "3"]
+  messages = []
+  config.parse_config([gin_file], bindings)
+  tfrl.train.train(root, log=messages.append)
+  assert any("at iteration 3" in m for m in messages) == (agent == "sac")
   rows = _rows(root)
   assert [int(r["iteration"]) for r in rows] == [0, 3, 6]
   # 8 envs: 64 initial steps, then 6 iterations of 16 / 8 = 2 batched steps.
@@ -278,22 +299,13 @@ def test_compiled_pendulum_configs_write_the_regular_run_directory(tmp_path, gin
   assert action.shape == (1, 1) and abs(float(action[0, 0])) <= 2.0
 
 
-class _StopAt(tfrl.train.Hook):
-  def __init__(self, iteration):
-    self.iteration = iteration
-
-  def after(self, run, advance):
-    if run.iteration >= self.iteration:
-      run.request_stop(f"stopped at {self.iteration}")
-
-
 @pytest.mark.parametrize("agent", ["sac", "td3"])
 def test_resumed_mid_run_equals_the_uninterrupted_run(pendulum_specs, tmp_path, agent):
   """A loop run 3 iterations, checkpointed as the run checkpoints it (the
   agent and `CompiledSource.checkpointed()`: env state mid-episode,
   replay, seed counter, the learner's counters), restored into a fresh
   agent and loop (other initial weights) and run 3 more ends where a loop
-  run 6 iterations straight does."""
+  run 6 iterations straight does. A plain graph: XLA is run(n)'s test above."""
   tiny = dict(actor_fc_layer_params=(8,), critic_fc_layer_params=(8,))
   factory = getattr(tfrl.agents, agent)
   names = SAC_NETWORKS if agent == "sac" else TD3_NETWORKS
@@ -301,7 +313,7 @@ def test_resumed_mid_run_equals_the_uninterrupted_run(pendulum_specs, tmp_path, 
   def make(agent_):
     return compiled.CompiledLoop(tf_envs.Pendulum(), in_graph_learner(agent_), num_envs=2,
                                  replay_capacity=32, batch_size=8, seed=3, steps_per_iteration=2,
-                                 train_steps_per_iteration=3)
+                                 train_steps_per_iteration=3, jit_compile=False)
 
   def checkpoint(agent_, loop):
     return tf.train.Checkpoint(agent=agent_,
@@ -329,26 +341,6 @@ def test_resumed_mid_run_equals_the_uninterrupted_run(pendulum_specs, tmp_path, 
   assert int(resumed.learner.target_sync_counter) == 18
   if agent == "td3":  # delayed actor steps continue from the restored counter
     assert int(resumed_agent.parts.actor_optimizer.iterations) == 9
-
-
-def test_compiled_sac_run_stopped_then_resumed_continues(tmp_path):
-  """train() stopped at iteration 3 (its checkpoint) and run again
-  resumes there and finishes the rows and counters of the config."""
-  small = ["tfrl.agents.sac.actor_fc_layer_params = (8,)",
-           "tfrl.agents.sac.critic_fc_layer_params = (8,)",
-           "tfrl.train.train.export_policy = False", "tfrl.train.train.compiled = True"]
-  root = str(tmp_path / "run")
-  config.parse_config(["sac_pendulum.gin"], TINY + small)
-  tfrl.train.train(root, hooks=[_StopAt(3)], log=lambda _: None)
-  assert [r["iteration"] for r in _rows(root)] == ["0", "3"]
-  messages = []
-  config.parse_config(["sac_pendulum.gin"], TINY + small)
-  tfrl.train.train(root, log=messages.append)
-  assert any("at iteration 3" in m for m in messages)
-  rows = _rows(root)
-  assert [r["iteration"] for r in rows] == ["0", "3", "6"]
-  assert [int(r["env_steps"]) for r in rows] == [64, 112, 160]
-  assert int(rows[-1]["train_steps"]) == 24
 
 
 def test_compiled_check_refuses_a_factory_without_a_learner_before_writing(tmp_path):

@@ -177,9 +177,10 @@ def test_one_long_run_equals_many_short_ones():
   assert int(loops[0].env_steps) == 3 * 2 * 16 and int(agents[0].train_step_counter) == 3
 
 
-# In-process runs stay on XLA's default CPU backend (the process must not
-# switch XLA's flags for later tests); train.py's runs below use its default.
-TINY = ["tfrl.train.train_compiled.xla_cpu_runtime = False",
+# In-process runs use a plain graph (XLA's compile would be most of each
+# run; the process must not switch XLA's flags for later tests); train.py's
+# runs below use its default, XLA on its CPU runtime.
+TINY = ["tfrl.train.train_compiled.jit_compile = False",
         "tfrl.train.train.num_envs = 4", "tfrl.replay.EpisodeReplay.segment_steps = 64",
         "tfrl.agents.ppo.num_epochs = 2", "tfrl.agents.ppo.value_epochs = 2",
         "tfrl.agents.ppo.num_minibatches = 2", "tfrl.agents.ppo.value_minibatches = 2",
@@ -258,7 +259,7 @@ def test_train_py_runs_compiled_ppo_and_exports_the_agents_policy(tmp_path, gin_
   progress.csv rows, the exported policy, and (CartPole) test_policy.py
   running it on gymnasium's env."""
   root = str(tmp_path / "run")
-  bindings = [b for b in TINY if "export_policy" not in b and "xla_cpu_runtime" not in b]
+  bindings = [b for b in TINY if "export_policy" not in b and "jit_compile" not in b]
   result = subprocess.run(
       [sys.executable, os.path.join(REPO, "scripts", "train.py"), f"--gin_file={gin_file}",
        f"--root_dir={root}"] + [f"--gin_bindings={b}" for b in bindings],

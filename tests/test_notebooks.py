@@ -51,7 +51,8 @@ def test_there_are_notebooks_and_they_are_stored_without_outputs():
 
 
 def test_reinforce_by_hand(tmp_path):
-  notebook = execute("01_reinforce_by_hand.ipynb", tmp_path)
+  notebook = execute("01_reinforce_by_hand.ipynb", tmp_path,
+                     smaller_budget=[("NUM_ITERATIONS = 60", "NUM_ITERATIONS = 20")])
   text = outputs_text(notebook)
   assert "observation spec" in text and "experience shape (batch, time): (1," in text
   # No Reverb log lines, no TensorFlow start-up lines, no notice of the old gym.
@@ -84,7 +85,8 @@ def test_swapping_agents(tmp_path):
 
 
 def test_rudder(tmp_path):
-  notebook = execute("03_rudder.ipynb", tmp_path)
+  notebook = execute("03_rudder.ipynb", tmp_path,
+                     smaller_budget=[("NUM_UPDATES = 1500", "NUM_UPDATES = 500")])
   text = outputs_text(notebook)
   # The simplified cell: cell input on x, input gate on h, no forget/output gate.
   weights = [line.split()[0] for line in text.splitlines() if line.startswith("return_predictor/")]
