@@ -205,12 +205,14 @@ def test_segments_refuse_bad_sizes_reward_redistribution_and_distributed_roles(c
     wiring.role_config(tfrl.train.RunConfig(**settings))
 
 
-@pytest.mark.parametrize("gin_file", ["ppo_hopper.gin", "ppo_halfcheetah.gin"])
-def test_spinning_up_ppo_pairs_collect_4000_step_segments(gin_file):
+@pytest.mark.parametrize("gin_files,segment_steps,num_envs", [
+    (["envs/hopper.gin", "agents/spinup_ppo_mujoco.gin"], 4000, 4),  # Spinning Up's
+    (["ppo_hopper.gin"], 512, 1), (["ppo_halfcheetah.gin"], 512, 1)])  # rl-zoo3's
+def test_mujoco_ppo_files_collect_fixed_length_segments(gin_files, segment_steps, num_envs):
   from tfrl.train import config  # pylint: disable=import-outside-toplevel
-  config.parse_config([gin_file], [])
+  config.parse_config(gin_files, [])
   try:
     run_config = tfrl.train.RunConfig()
   finally:
     gin.clear_config()
-  assert run_config.replay.segment_steps == 4000 and run_config.num_envs == 4
+  assert run_config.replay.segment_steps == segment_steps and run_config.num_envs == num_envs

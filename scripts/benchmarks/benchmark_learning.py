@@ -106,12 +106,12 @@ class Budget(NamedTuple):
 
 
 # MuJoCo (issue 17), sized for 2 CPU cores: off-policy pairs 10k random steps
-# + 1800 iterations of 50 steps (evaluated every 10k), PPO 75 iterations of
-# 4000-step segments (evaluated every 5, i.e. 20k steps).
+# + 1800 iterations of 50 steps (evaluated every 10k), PPO 586 iterations of
+# 512-step segments (300,032 steps, SB3's too; evaluated every 19,968).
 _OFF_POLICY_100K = Budget(100_000, ("tfrl.train.train.num_iterations = 1800",),
                           (20_000, 50_000, 100_000))
-_PPO_300K = Budget(300_000, ("tfrl.train.train.num_iterations = 75",
-                             "tfrl.train.train.eval_interval = 5"), (100_000, 200_000, 300_000))
+_PPO_300K = Budget(300_000, ("tfrl.train.train.num_iterations = 586",),
+                   (100_000, 200_000, 300_000))
 BUDGETS = {"sac_halfcheetah": _OFF_POLICY_100K, "td3_halfcheetah": _OFF_POLICY_100K,
            "sac_hopper": _OFF_POLICY_100K, "td3_hopper": _OFF_POLICY_100K,
            "ppo_halfcheetah": _PPO_300K, "ppo_hopper": _PPO_300K}

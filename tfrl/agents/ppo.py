@@ -150,7 +150,8 @@ def ppo(time_step_spec,
         init_action_stddev: Optional[PositiveFloat] = None,
         normalize_observations: bool = False,
         normalize_rewards: bool = False,
-        sde_sample_freq: Optional[Count] = None) -> PpoAgent:
+        sde_sample_freq: Optional[Count] = None,
+        max_grad_norm: Optional[PositiveFloat] = None) -> PpoAgent:
   """Spinning Up's defaults: clip 0.2, target_kl 0.01, 80 full-batch policy
   steps at 3e-4 and 80 value steps at 1e-3, gamma 0.99, lambda 0.97, 64-64
   tanh networks. `target_kl=None` turns early stopping off;
@@ -165,7 +166,9 @@ def ppo(time_step_spec,
   scaled into [0, 1] inside them; `activation` applies to the conv layers too.
   `sde_sample_freq=N` (continuous actions): gSDE exploration, a noise matrix
   per env redrawn every N steps (SB3's `use_sde`, `sde_sample_freq`; see
-  `tfrl.networks.gsde`)."""
+  `tfrl.networks.gsde`). `max_grad_norm`: each policy and value step's
+  gradient is clipped to this global norm (SB3's `max_grad_norm` clips the
+  two networks' joint gradient, as their loss is one sum)."""
   decay = learning_rate_decay_steps
   train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
   return PpoAgent(
@@ -174,8 +177,8 @@ def ppo(time_step_spec,
                                  value_fc_layer_params, activation, init_action_stddev,
                                  normalize_observations, conv_layer_params,
                                  sde_sample_freq, normalize_rewards),
-      policy_optimizer=adam(policy_learning_rate, decay, train_step),
-      value_optimizer=adam(value_learning_rate, decay, train_step),
+      policy_optimizer=adam(policy_learning_rate, decay, train_step, max_grad_norm),
+      value_optimizer=adam(value_learning_rate, decay, train_step, max_grad_norm),
       clip_ratio=clip_ratio, target_kl=target_kl, num_epochs=num_epochs,
       num_minibatches=num_minibatches, entropy_coef=entropy_coef, gamma=gamma,
       gae_lambda=gae_lambda, value_epochs=value_epochs, value_minibatches=value_minibatches,

@@ -147,10 +147,13 @@ class LinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
 
 
 def adam(learning_rate: float, decay_steps: Optional[int] = None,
-         step: Optional[tf.Variable] = None) -> tf.keras.optimizers.Optimizer:
+         step: Optional[tf.Variable] = None,
+         max_grad_norm: Optional[float] = None) -> tf.keras.optimizers.Optimizer:
   """Adam, optionally with the learning rate decaying linearly to 0 over
   `decay_steps` counts of `step` (default: of the optimizer's own updates).
-  Agents whose train step makes many updates pass their train-step counter."""
+  Agents whose train step makes many updates pass their train-step counter.
+  `max_grad_norm`: each step's gradients are first scaled down to at most
+  this global norm."""
   if decay_steps:
     learning_rate = LinearDecay(learning_rate, decay_steps, step)
-  return tf.keras.optimizers.Adam(learning_rate=learning_rate)
+  return tf.keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=max_grad_norm)
