@@ -151,21 +151,22 @@ HOPPER_TINY = ["tfrl.train.train.num_iterations = 2", "tfrl.train.train.eval_int
                "tfrl.envs.load.max_episode_steps = 50"]
 
 
-@pytest.mark.parametrize("agent, bindings", [
-    ("sac", ["tfrl.train.train.initial_collect_steps = 200", "tfrl.train.train.batch_size = 32",
+@pytest.mark.parametrize("agent, gin_files, bindings", [
+    ("sac", ["envs/hopper.gin", "agents/sac.gin"], ["tfrl.train.train.initial_collect_steps = 200", "tfrl.train.train.batch_size = 32",
              "tfrl.train.train.train_steps_per_iteration = 5",
              "tfrl.replay.TransitionReplay.min_size = 100",
              "tfrl.agents.sac.actor_fc_layer_params = (32,)",
              "tfrl.agents.sac.critic_fc_layer_params = (32,)"]),
-    ("ppo", ["tfrl.train.train.collect_episodes_per_iteration = 2",
-             "tfrl.agents.ppo.num_epochs = 2", "tfrl.agents.ppo.value_epochs = 2",
-             "tfrl.agents.ppo.actor_fc_layer_params = (32,)",
-             "tfrl.agents.ppo.value_fc_layer_params = (32,)"])])
-def test_a_few_train_steps_on_hopper(tmp_path, agent, bindings):
+    # The ready pair (segments, normalized observations and rewards, clipped gradients).
+    ("ppo", ["ppo_hopper.gin"], ["tfrl.replay.EpisodeReplay.segment_steps = 64",
+                                 "tfrl.agents.ppo.num_epochs = 2", "tfrl.agents.ppo.value_epochs = 2",
+                                 "tfrl.agents.ppo.actor_fc_layer_params = (32,)",
+                                 "tfrl.agents.ppo.value_fc_layer_params = (32,)"])])
+def test_a_few_train_steps_on_hopper(tmp_path, agent, gin_files, bindings):
   import csv  # pylint: disable=import-outside-toplevel
   import math  # pylint: disable=import-outside-toplevel
   import tfrl  # pylint: disable=import-outside-toplevel
-  config.parse_config(["envs/hopper.gin", f"agents/{agent}.gin"], HOPPER_TINY + bindings)
+  config.parse_config(gin_files, HOPPER_TINY + bindings)
   root = str(tmp_path / "run")
   tfrl.train.train(root, log=lambda _: None)
   with open(os.path.join(root, "progress.csv")) as f:
@@ -174,3 +175,5 @@ def test_a_few_train_steps_on_hopper(tmp_path, agent, bindings):
   assert math.isfinite(float(rows[-1]["loss"])) and math.isfinite(float(rows[-1]["avg_return"]))
   expected_train_steps = 2 * 5 if agent == "sac" else 2
   assert int(rows[-1]["train_steps"]) == expected_train_steps
+  if agent == "ppo":
+    assert int(rows[-1]["env_steps"]) == 2 * 64
