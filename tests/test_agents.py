@@ -229,18 +229,16 @@ def test_ppo_stops_early_at_the_target_kl():
 def test_max_grad_norm_clips_each_steps_gradients_to_that_global_norm():
   """tfrl.networks.adam(max_grad_norm=c) takes Adam's steps on the gradients
   scaled by min(1, c / global norm); ppo's binding reaches both optimizers."""
-  clipped, reference = tf.Variable([1.0, -2.0, 0.5]), tf.Variable([1.0, -2.0, 0.5])
+  clipped, reference, unclipped = [tf.Variable([1.0, -2.0, 0.5]) for _ in range(3)]
   ours, plain = tfrl.networks.adam(0.1, max_grad_norm=1.0), tf.keras.optimizers.Adam(0.1)
+  free = tf.keras.optimizers.Adam(0.1)
   # Norms 13, 0.5 (left as is), 130: Adam's steps see their ratios change.
   for gradient in ([3.0, 4.0, 12.0], [0.3, 0.0, -0.4], [-30.0, 40.0, 120.0]):
     gradient = tf.constant(gradient)
     ours.apply_gradients([(gradient, clipped)])
     plain.apply_gradients([(tf.clip_by_global_norm([gradient], 1.0)[0][0], reference)])
+    free.apply_gradients([(gradient, unclipped)])
     np.testing.assert_allclose(clipped.numpy(), reference.numpy(), rtol=1e-6)
-  unclipped = tf.Variable([1.0, -2.0, 0.5])
-  free = tf.keras.optimizers.Adam(0.1)
-  for gradient in ([3.0, 4.0, 12.0], [0.3, 0.0, -0.4], [-30.0, 40.0, 120.0]):
-    free.apply_gradients([(tf.constant(gradient), unclipped)])
   assert not np.allclose(unclipped.numpy(), clipped.numpy(), rtol=1e-3)
   agent = tfrl.agents.ppo(*_specs(tfrl.envs.load("Pendulum-v1")), max_grad_norm=0.5)
   assert agent.parts.policy_optimizer.global_clipnorm == 0.5

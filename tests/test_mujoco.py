@@ -152,11 +152,12 @@ HOPPER_TINY = ["tfrl.train.train.num_iterations = 2", "tfrl.train.train.eval_int
 
 
 @pytest.mark.parametrize("agent, gin_files, bindings", [
-    ("sac", ["envs/hopper.gin", "agents/sac.gin"], ["tfrl.train.train.initial_collect_steps = 200", "tfrl.train.train.batch_size = 32",
-             "tfrl.train.train.train_steps_per_iteration = 5",
-             "tfrl.replay.TransitionReplay.min_size = 100",
-             "tfrl.agents.sac.actor_fc_layer_params = (32,)",
-             "tfrl.agents.sac.critic_fc_layer_params = (32,)"]),
+    ("sac", ["envs/hopper.gin", "agents/sac.gin"],
+     ["tfrl.train.train.initial_collect_steps = 200", "tfrl.train.train.batch_size = 32",
+      "tfrl.train.train.train_steps_per_iteration = 5",
+      "tfrl.replay.TransitionReplay.min_size = 100",
+      "tfrl.agents.sac.actor_fc_layer_params = (32,)",
+      "tfrl.agents.sac.critic_fc_layer_params = (32,)"]),
     # The ready pair (segments, normalized observations and rewards, clipped gradients).
     ("ppo", ["ppo_hopper.gin"], ["tfrl.replay.EpisodeReplay.segment_steps = 64",
                                  "tfrl.agents.ppo.num_epochs = 2", "tfrl.agents.ppo.value_epochs = 2",
